@@ -44,12 +44,12 @@ type Response struct {
 
 // Error codes in replies.
 const (
-	CodeBadRequest  = "bad-request"  // malformed or wrong version; fix the client
-	CodeUnknown     = "unknown"      // no such command
-	CodeUnavailable = "unavailable"  // the part is not configured or not running
-	CodeRefused     = "refused"      // the daemon will not do it now (e.g. peer not healthy)
-	CodeInvalid     = "invalid"      // arguments or new config rejected
-	CodeInternal    = "internal"     // a bug or an OS failure
+	CodeBadRequest  = "bad-request" // malformed or wrong version; fix the client
+	CodeUnknown     = "unknown"     // no such command
+	CodeUnavailable = "unavailable" // the part is not configured or not running
+	CodeRefused     = "refused"     // the daemon will not do it now (e.g. peer not healthy)
+	CodeInvalid     = "invalid"     // arguments or new config rejected
+	CodeInternal    = "internal"    // a bug or an OS failure
 )
 
 // Error is an error with a code, returned by handlers and by the client.

@@ -70,6 +70,10 @@ func removeStale(path string) error {
 	return nil
 }
 
+// Close closes the listener (and removes the socket) without serving; use
+// it when start-up fails after Listen.
+func (s *Server) Close() error { return s.ln.Close() }
+
 // Handle registers h for command.
 func (s *Server) Handle(command string, h Handler) { s.handlers[command] = h }
 
