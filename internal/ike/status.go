@@ -1,0 +1,100 @@
+package ike
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// SAInfo describes one IKE SA, in the spirit of swanctl --list-sas.
+type SAInfo struct {
+	Peer        string      `json:"peer"`
+	State       string      `json:"state"`
+	Initiator   bool        `json:"initiator"`
+	SPIi        string      `json:"spi_i"`
+	SPIr        string      `json:"spi_r"`
+	Local       string      `json:"local"`
+	Remote      string      `json:"remote"`
+	LocalID     string      `json:"local_id"`
+	RemoteID    string      `json:"remote_id"`
+	Proposal    string      `json:"proposal,omitempty"`
+	NATLocal    bool        `json:"nat_local"`
+	NATRemote   bool        `json:"nat_remote"`
+	Established time.Time   `json:"established,omitzero"`
+	RekeyAt     time.Time   `json:"rekey_at,omitzero"`
+	ExpireAt    time.Time   `json:"expire_at,omitzero"`
+	Children    []ChildInfo `json:"children,omitempty"`
+}
+
+// ChildInfo describes one child SA.
+type ChildInfo struct {
+	InSPI       string    `json:"in_spi"`
+	OutSPI      string    `json:"out_spi"`
+	Proposal    string    `json:"proposal"`
+	Cipher      string    `json:"cipher"`
+	Mode        string    `json:"mode"`
+	LocalTS     []string  `json:"local_ts"`
+	RemoteTS    []string  `json:"remote_ts"`
+	Active      bool      `json:"active"`
+	Established time.Time `json:"established"`
+	RekeyAt     time.Time `json:"rekey_at"`
+	ExpireAt    time.Time `json:"expire_at"`
+}
+
+func tsString(s TrafficSelector) string {
+	var b strings.Builder
+	if s.Start == s.End {
+		b.WriteString(s.Start.String())
+	} else {
+		b.WriteString(s.Start.String() + "-" + s.End.String())
+	}
+	if s.Proto != 0 {
+		fmt.Fprintf(&b, "[%d]", s.Proto)
+	}
+	if s.StartPort != 0 || s.EndPort != 65535 {
+		fmt.Fprintf(&b, ":%d-%d", s.StartPort, s.EndPort)
+	}
+	return b.String()
+}
+
+// SAs returns the IKE SAs sorted by peer and SPI.
+func (e *Engine) SAs() []SAInfo {
+	var out []SAInfo
+	for _, sa := range e.sasSnapshot() {
+		in := SAInfo{
+			Peer: sa.peerName(), State: sa.state.String(), Initiator: sa.initiator,
+			SPIi: fmt.Sprintf("%016x", sa.spiI), SPIr: fmt.Sprintf("%016x", sa.spiR),
+			Local: sa.local.String(), Remote: sa.remote.String(),
+			LocalID: e.cfg.LocalID.String(), RemoteID: sa.remoteID.String(),
+			NATLocal: sa.natLocal, NATRemote: sa.natRemote,
+			Established: sa.estAt, RekeyAt: sa.rekeyAt, ExpireAt: sa.expireAt,
+		}
+		if sa.prf.ID() != 0 {
+			in.Proposal = sa.prop.String()
+		}
+		for _, ch := range sa.children {
+			ci := ChildInfo{
+				InSPI: fmt.Sprintf("%08x", ch.inSPI), OutSPI: fmt.Sprintf("%08x", ch.outSPI),
+				Proposal: ch.prop.String(), Cipher: ch.prop.ESPCipher(), Mode: ch.mode.String(),
+				Active: !ch.inactive && ch.successor == nil && !ch.deleting,
+				Established: ch.created, RekeyAt: ch.rekeyAt, ExpireAt: ch.expireAt,
+			}
+			for _, s := range ch.localTS {
+				ci.LocalTS = append(ci.LocalTS, tsString(s))
+			}
+			for _, s := range ch.remoteTS {
+				ci.RemoteTS = append(ci.RemoteTS, tsString(s))
+			}
+			in.Children = append(in.Children, ci)
+		}
+		out = append(out, in)
+	}
+	slices.SortFunc(out, func(a, b SAInfo) int {
+		if c := strings.Compare(a.Peer, b.Peer); c != 0 {
+			return c
+		}
+		return strings.Compare(a.SPIi, b.SPIi)
+	})
+	return out
+}
