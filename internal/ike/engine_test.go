@@ -46,7 +46,7 @@ func (r *recInstaller) RemoveChild(_ string, in, out uint32) error {
 	return nil
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Helper()
@@ -54,7 +54,7 @@ func (w testWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-func testLogger(t *testing.T, node string) *slog.Logger {
+func testLogger(t testing.TB, node string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", node)
 }
 
@@ -65,7 +65,7 @@ type datagram struct {
 
 // testNet connects engines by address; drop decides per datagram.
 type testNet struct {
-	t       *testing.T
+	t       testing.TB
 	now     time.Time
 	engines map[netip.Addr]*Engine
 	queue   []datagram
@@ -148,7 +148,7 @@ func mustID(s string) Identity {
 	return id
 }
 
-func newTestNet(t *testing.T, ca, cb Config) (*testNet, side, side) {
+func newTestNet(t testing.TB, ca, cb Config) (*testNet, side, side) {
 	t.Helper()
 	n := &testNet{t: t, now: time.Unix(1_800_000_000, 0), engines: map[netip.Addr]*Engine{}}
 	mk := func(c Config, addr netip.Addr) side {
@@ -163,7 +163,7 @@ func newTestNet(t *testing.T, ca, cb Config) (*testNet, side, side) {
 	return n, mk(ca, addrA), mk(cb, addrB)
 }
 
-func defaultPair(t *testing.T) (*testNet, side, side) {
+func defaultPair(t testing.TB) (*testNet, side, side) {
 	return newTestNet(t, pskConfig(addrA, addrB, "@a.example.net", "@b.example.net", true),
 		pskConfig(addrB, addrA, "@b.example.net", "@a.example.net", false))
 }

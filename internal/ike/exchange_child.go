@@ -226,10 +226,7 @@ func (sa *ikeSA) installChild(now time.Time, ch *childSA, activate bool) error {
 	c := &sa.e.cfg
 	ch.created = now
 	ch.expireAt = now.Add(c.ChildLifetime)
-	ch.rekeyAt = now.Add(c.ChildLifetime - c.RekeyMargin - sa.jitter(c.RekeyMargin/2))
-	if !sa.initiator {
-		ch.rekeyAt = ch.rekeyAt.Add(c.RekeyMargin / 4)
-	}
+	ch.rekeyAt = now.Add(sa.rekeyTime(c.ChildLifetime))
 	ch.inactive = !activate
 	cipher := ch.prop.ESPCipher()
 	err := sa.e.installer.InstallChild(Child{

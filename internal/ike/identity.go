@@ -127,7 +127,8 @@ func parseDN(s string) ([]byte, error) {
 	return der, nil
 }
 
-// dnString returns the RFC 4514 form of a DER DN, or "" if it does not
+// dnString returns a DER DN in strongSwan's notation, RDNs in ASN.1 order
+// ("C=XX, O=lab, CN=gw", what ParseIdentity reads), or "" if it does not
 // parse. Two DNs are equal when these strings are (the string types of the
 // values, PrintableString or UTF8String, do not matter).
 func dnString(der []byte) string {
@@ -135,7 +136,20 @@ func dnString(der []byte) string {
 	if rest, err := asn1.Unmarshal(der, &seq); err != nil || len(rest) != 0 {
 		return ""
 	}
-	return seq.String()
+	var parts []string
+	for _, rdn := range seq {
+		for _, atv := range rdn {
+			k := atv.Type.String()
+			for _, name := range []string{"C", "O", "OU", "CN", "L", "ST", "STREET", "SN", "SERIALNUMBER", "DC", "UID", "E"} {
+				if oid, _ := dnAttr(name); oid.Equal(atv.Type) {
+					k = name
+					break
+				}
+			}
+			parts = append(parts, fmt.Sprintf("%s=%v", k, atv.Value))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Equal reports whether two identities are the same (DNs compare by

@@ -488,15 +488,24 @@ func (sa *ikeSA) jitter(d time.Duration) time.Duration {
 	return time.Duration(rand.Int64N(int64(d)))
 }
 
+// rekeyTime returns when, after creation, an SA with hard lifetime l is
+// rekeyed: the IKE SA's initiator at l - margin - [0, margin/2), the
+// responder at l - margin/2 - [0, margin/2), so that normally only one side
+// rekeys (no collisions) and the other is the fallback.
+func (sa *ikeSA) rekeyTime(l time.Duration) time.Duration {
+	m := sa.e.cfg.RekeyMargin
+	if sa.initiator {
+		return l - m - sa.jitter(m/2)
+	}
+	return l - m/2 - sa.jitter(m/2)
+}
+
 // establish marks the SA established and arms its timers.
 func (sa *ikeSA) establish(now time.Time) {
 	c := &sa.e.cfg
 	sa.state = stEstablished
 	sa.estAt, sa.lastRecv = now, now
-	sa.rekeyAt = now.Add(c.IKELifetime - c.RekeyMargin - sa.jitter(c.RekeyMargin/2))
-	if !sa.initiator { // let the original initiator rekey first (no collisions)
-		sa.rekeyAt = sa.rekeyAt.Add(c.RekeyMargin / 4)
-	}
+	sa.rekeyAt = now.Add(sa.rekeyTime(c.IKELifetime))
 	sa.expireAt = now.Add(c.IKELifetime)
 	if sa.natLocal {
 		sa.keepaliveAt = now.Add(c.NATKeepalive)
