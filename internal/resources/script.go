@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -61,8 +62,13 @@ type Script struct {
 	log  *slog.Logger
 }
 
-// NewScript returns the script resource called name, running path.
+// NewScript returns the script resource called name, running path. Scripts
+// run with / as working directory, so a relative path is made absolute
+// against the current directory here.
 func NewScript(name, path string, log *slog.Logger) *Script {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
 	return &Script{name: name, path: path, log: log.With("resource", name)}
 }
 
