@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 
@@ -109,6 +110,18 @@ func TestMonitorCarrier(t *testing.T) {
 }
 
 func testCarrier(t *testing.T, pad bool, poll, maxLatency time.Duration) {
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		// Run and the netlink receiver it started must be gone.
+		deadline := time.Now().Add(time.Second)
+		for runtime.NumGoroutine() > before {
+			if time.Now().After(deadline) {
+				t.Errorf("%d goroutines after the monitor stopped, %d before", runtime.NumGoroutine(), before)
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
 	l := newLab(t)
 	if pad {
 		v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "pad0"}, PeerName: "pad1"}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -358,4 +359,26 @@ func TestUnsolicitedNA(t *testing.T) {
 	if _, err := vip.UnsolicitedNA(mac, netip.MustParseAddr("192.0.2.1")); err == nil {
 		t.Error("UnsolicitedNA accepted an IPv4 address")
 	}
+}
+
+// TestReleaseLeavesNoGoroutines checks that the refresh and burst
+// goroutines belong to the hold and end with Release.
+func TestReleaseLeavesNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	f := &viptest.Fake{}
+	for i := range 5 {
+		v, err := vip.New(vip.Config{Interface: "lan0", Address: netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 168, 1, byte(i + 1)}), 24),
+			AnnounceCount: 50, AnnounceInterval: time.Millisecond, Refresh: time.Millisecond}, f, f, discard(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := v.Acquire(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+		if err := v.Release(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, time.Second, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }
