@@ -1,0 +1,574 @@
+//go:build linux
+
+package ike
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/strongswan/govici/vici"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/havpn/havpn/internal/ike/pki"
+	"github.com/havpn/havpn/internal/lab/labtest"
+	"github.com/havpn/havpn/internal/netnsutil"
+)
+
+// The interop tests run havpn's IKE against strongSwan's charon (with
+// kernel-libipsec, recipe in shared/interop/DATAPLANE.md) in two network
+// namespaces:
+//
+//	ns h (havpn, in this process)        ns s (charon)
+//	va 198.51.100.1/24  <--- veth --->   vb 198.51.100.2/24
+//	(LAN 192.168.1.0/24, emulated)       lan0 192.168.2.1/24
+//
+// The test plays the dataplane on havpn's side: it owns UDP 4500, hands
+// IKE to the daemon, and answers ICMP echo requests that arrive in ESP
+// with the negotiated keys. A ping from 192.168.2.1 to 192.168.1.1 inside
+// ns s therefore only succeeds if both directions' keys match
+// strongSwan's.
+
+const charonPath = "/usr/lib/ipsec/charon"
+
+var (
+	hvAddr = netip.MustParseAddr("198.51.100.1")
+	ssAddr = netip.MustParseAddr("198.51.100.2")
+)
+
+type ssLab struct {
+	t      *testing.T
+	h, s   string // namespace names
+	conf   string // strongSwan config dir
+	run    string // charon's /run
+	vici   string // socket path
+	charon *exec.Cmd
+}
+
+func requireStrongSwan(t *testing.T) {
+	labtest.RequireRoot(t)
+	labtest.RequireCommand(t, "swanctl")
+	labtest.RequireCommand(t, "unshare")
+	labtest.RequireCommand(t, "ping")
+	labtest.RequireCommand(t, charonPath)
+}
+
+func newSSLab(t *testing.T) *ssLab {
+	t.Helper()
+	requireStrongSwan(t)
+	p := labtest.Prefix(t)
+	l := &ssLab{t: t, h: labtest.NewNetNS(t, p+"h"), s: labtest.NewNetNS(t, p+"s")}
+	hh, err := netnsutil.Handle(l.h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hh.Close()
+	hs, err := netnsutil.Handle(l.s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hs.Close()
+	nss, err := netns.GetFromName(l.s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nss.Close()
+	if err := hh.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "va"}, PeerName: "vb", PeerNamespace: netlink.NsFd(int(nss))}); err != nil {
+		t.Fatal(err)
+	}
+	if err := hs.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "lan0"}, PeerName: "lan0p"}); err != nil {
+		t.Fatal(err)
+	}
+	up := func(h *netlink.Handle, name, addr string) {
+		link, err := h.LinkByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if addr != "" {
+			a, err := netlink.ParseAddr(addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := h.AddrAdd(link, a); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := h.LinkSetUp(link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	up(hh, "va", "198.51.100.1/24")
+	up(hs, "vb", "198.51.100.2/24")
+	up(hs, "lan0", "192.168.2.1/24")
+	up(hs, "lan0p", "")
+	l.conf, l.run = t.TempDir(), t.TempDir()
+	l.vici = filepath.Join(l.run, "charon.vici")
+	for _, d := range []string{"private", "x509", "x509ca", "x509ocsp", "x509aa", "x509ac", "x509crl", "pubkey", "rsa", "ecdsa", "bliss", "pkcs8", "pkcs12"} {
+		if err := os.MkdirAll(filepath.Join(l.conf, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.write("strongswan.conf", fmt.Sprintf(`charon {
+  load = random nonce openssl aes sha1 sha2 hmac gcm kdf gmp pem pkcs1 pkcs8 x509 pubkey revocation constraints kernel-libipsec kernel-netlink socket-default vici updown
+  install_routes = yes
+  routing_table = 220
+  routing_table_prio = 220
+  retransmit_timeout = 1
+  retransmit_base = 1.4
+  retransmit_tries = 3
+  filelog {
+    lab {
+      path = %[1]s/charon.log
+      time_format = %%T
+      default = 1
+      ike = 2
+      cfg = 2
+      enc = 1
+      flush_line = yes
+    }
+  }
+  syslog {
+    daemon {
+      default = -1
+    }
+  }
+  plugins {
+    vici {
+      socket = unix://%[1]s/charon.vici
+    }
+    kernel-libipsec {
+      allow_peer_ts = no
+    }
+  }
+}
+swanctl {
+  load = random nonce openssl pem pkcs1 pkcs8 x509 pubkey revocation constraints
+}
+`, l.run))
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c",
+		"mount --bind "+l.run+" /run && exec "+charonPath)
+	cmd.Env = append(os.Environ(), "STRONGSWAN_CONF="+filepath.Join(l.conf, "strongswan.conf"))
+	out, err := os.Create(filepath.Join(l.run, "charon.stdout"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := netnsutil.Start(l.s, cmd); err != nil {
+		t.Fatal(err)
+	}
+	l.charon = cmd
+	t.Cleanup(func() {
+		l.stopCharon()
+		out.Close()
+		if t.Failed() {
+			if b, err := os.ReadFile(filepath.Join(l.run, "charon.log")); err == nil {
+				t.Logf("charon.log:\n%s", b)
+			}
+		}
+	})
+	for i := 0; ; i++ {
+		if _, err := os.Stat(l.vici); err == nil {
+			break
+		}
+		if i > 100 {
+			b, _ := os.ReadFile(filepath.Join(l.run, "charon.stdout"))
+			t.Fatalf("charon did not start: %s", b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return l
+}
+
+func (l *ssLab) stopCharon() {
+	if l.charon == nil {
+		return
+	}
+	c := l.charon
+	l.charon = nil
+	_ = c.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = c.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = c.Process.Kill()
+		<-done
+	}
+}
+
+func (l *ssLab) write(name, content string) {
+	l.t.Helper()
+	if err := os.WriteFile(filepath.Join(l.conf, name), []byte(content), 0o600); err != nil {
+		l.t.Fatal(err)
+	}
+}
+
+func (l *ssLab) swanctl(args ...string) string {
+	l.t.Helper()
+	cmd := exec.Command("swanctl", append(args, "--uri", "unix://"+l.vici)...)
+	cmd.Env = append(os.Environ(), "STRONGSWAN_CONF="+filepath.Join(l.conf, "strongswan.conf"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		l.t.Fatalf("swanctl %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// ssChild is one CHILD_SA as strongSwan reports it.
+type ssChild struct {
+	state, spiIn, spiOut, encr, mode string
+}
+
+// childSAs lists strongSwan's installed CHILD_SAs through vici.
+func (l *ssLab) childSAs() (ike string, children []ssChild) {
+	l.t.Helper()
+	s, err := vici.NewSession(vici.WithSocketPath(l.vici))
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	defer s.Close()
+	msgs, err := s.StreamedCommandRequest("list-sas", "list-sa", nil)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	for _, m := range msgs {
+		for _, k := range m.Keys() {
+			sa, ok := m.Get(k).(*vici.Message)
+			if !ok {
+				continue
+			}
+			ike, _ = sa.Get("state").(string)
+			cs, ok := sa.Get("child-sas").(*vici.Message)
+			if !ok {
+				continue
+			}
+			for _, ck := range cs.Keys() {
+				c, ok := cs.Get(ck).(*vici.Message)
+				if !ok {
+					continue
+				}
+				str := func(k string) string { v, _ := c.Get(k).(string); return v }
+				children = append(children, ssChild{state: str("state"), spiIn: str("spi-in"), spiOut: str("spi-out"),
+					encr: str("encr-alg") + "-" + str("encr-keysize"), mode: str("mode")})
+			}
+		}
+	}
+	return ike, children
+}
+
+// ping runs ping inside ns s from the LAN address to the havpn LAN.
+func (l *ssLab) ping(count int) error {
+	cmd := exec.Command("ping", "-n", "-c", fmt.Sprint(count), "-i", "0.2", "-W", "2", "-I", "192.168.2.1", "192.168.1.1")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := netnsutil.Start(l.s, cmd); err != nil {
+		return err
+	}
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("%w: %s", err, out.String())
+	}
+	return nil
+}
+
+// miniDataplane owns havpn's UDP 4500 in ns h: IKE goes to the daemon,
+// ESP is decrypted with the installed child SAs and echo requests are
+// answered.
+type miniDataplane struct {
+	t       *testing.T
+	conn    *net.UDPConn
+	ins     *syncInstaller
+	mu      sync.Mutex
+	out     map[uint32]*espSA // by SPI
+	in      map[uint32]*espSA
+	espIn   int // ESP packets decrypted
+	espBad  int
+	replies int
+}
+
+func newMiniDataplane(t *testing.T, ns string, ins *syncInstaller) *miniDataplane {
+	m := &miniDataplane{t: t, ins: ins, out: map[uint32]*espSA{}, in: map[uint32]*espSA{}}
+	err := netnsutil.Do(ns, func() error {
+		var err error
+		m.conn, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(hvAddr, 4500)))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.conn.Close() })
+	return m
+}
+
+func (m *miniDataplane) sendNAT(payload []byte, _, remote netip.AddrPort) error {
+	_, err := m.conn.WriteToUDPAddrPort(payload, remote)
+	return err
+}
+
+func (m *miniDataplane) serve(d *Daemon) {
+	buf := make([]byte, 65536)
+	for {
+		n, from, err := m.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return
+		}
+		b := buf[:n]
+		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		to := netip.AddrPortFrom(hvAddr, 4500)
+		if n == 1 || (n >= 4 && binary.BigEndian.Uint32(b) == 0) {
+			d.HandlePacket(b, from, to)
+			continue
+		}
+		m.handleESP(b, from)
+	}
+}
+
+func (m *miniDataplane) handleESP(b []byte, from netip.AddrPort) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	spi := binary.BigEndian.Uint32(b)
+	in := m.in[spi]
+	if in == nil {
+		for _, c := range m.ins.snapshot() {
+			if c.In.SPI == spi {
+				sa, err := newESPSA(c.In)
+				if err != nil {
+					m.t.Error(err)
+					return
+				}
+				o, err := newESPSA(c.Out)
+				if err != nil {
+					m.t.Error(err)
+					return
+				}
+				in, m.in[spi], m.out[spi] = sa, sa, o
+			}
+		}
+	}
+	if in == nil {
+		m.espBad++
+		return
+	}
+	p, next, err := in.open(b)
+	if err != nil || next != 4 {
+		m.espBad++
+		return
+	}
+	m.espIn++
+	if r := echoReply(p); r != nil {
+		if _, err := m.conn.WriteToUDPAddrPort(m.out[spi].seal(r, 4), from); err == nil {
+			m.replies++
+		}
+	}
+}
+
+func (m *miniDataplane) counts() (in, bad, replies int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.espIn, m.espBad, m.replies
+}
+
+type interopCase struct {
+	name       string
+	auth       string // psk | ed25519 | ecdsa | rsa
+	initiator  bool   // havpn initiates
+	ssIKE      string // strongSwan proposals
+	ssESP      string
+	pkcs1      bool
+}
+
+// setup configures both sides and returns the havpn daemon (running) and
+// its installer.
+func (l *ssLab) setup(tc interopCase, extra func(c *Config), ssExtra string) (*Daemon, *syncInstaller, *miniDataplane) {
+	t := l.t
+	const psk = "havpn-interop-psk-0123456789"
+	cfg := Config{
+		LocalID: mustID("@a.example.net"),
+		DPD:     3 * time.Second,
+		Peers: []Peer{{Name: "ss", Local: hvAddr, Remote: ssAddr, RemoteID: mustID("@b.example.net"), Initiator: tc.initiator,
+			Mode: ModeTunnel, LocalTS: []netip.Prefix{netip.MustParsePrefix("192.168.1.0/24")},
+			RemoteTS: []netip.Prefix{netip.MustParsePrefix("192.168.2.0/24")}}},
+		RetransmitBase: 300 * time.Millisecond, RetransmitTimeout: 5 * time.Second,
+		Fragmentation: true, RSAPKCS1: tc.pkcs1,
+	}
+	var local, remote, secrets string
+	if tc.auth == "psk" {
+		cfg.PSK = []byte(psk)
+		local = "auth = psk\n      id = b.example.net"
+		remote = "auth = psk\n      id = a.example.net"
+		secrets = fmt.Sprintf("secrets {\n  ike-1 {\n    id-1 = a.example.net\n    id-2 = b.example.net\n    secret = %q\n  }\n}\n", psk)
+	} else {
+		kt, err := pki.ParseKeyType(tc.auth)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		ca, err := pki.NewCA("havpn interop", "havpn interop CA", kt, now, 24*time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ca1, k1, err := ca.Issue(pki.Request{CommonName: "gw-a", DNSNames: []string{"a.example.net"}, IPs: []netip.Addr{hvAddr}, KeyType: kt}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cb, kb, err := ca.Issue(pki.Request{CommonName: "gw-b", DNSNames: []string{"b.example.net"}, IPs: []netip.Addr{ssAddr}, KeyType: kt}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Certificates, cfg.Key, cfg.CAs = [][]byte{ca1.Raw}, k1, []*x509.Certificate{ca.Cert}
+		for name, c := range map[string]*x509.Certificate{"ca.pem": ca.Cert, "b.pem": cb} {
+			if err := pki.WriteCert(filepath.Join(l.conf, name), c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := pki.WriteKey(filepath.Join(l.conf, "private", "b.pem"), kb); err != nil {
+			t.Fatal(err)
+		}
+		local = "auth = pubkey\n      id = b.example.net\n      certs = " + filepath.Join(l.conf, "b.pem")
+		remote = "auth = pubkey\n      id = a.example.net\n      cacerts = " + filepath.Join(l.conf, "ca.pem")
+	}
+	if extra != nil {
+		extra(&cfg)
+	}
+	ssIKE, ssESP := tc.ssIKE, tc.ssESP
+	if ssIKE == "" {
+		ssIKE = "aes128gcm16-prfsha256-x25519"
+	}
+	if ssESP == "" {
+		ssESP = "aes128gcm16-x25519"
+	}
+	l.write("swanctl.conf", fmt.Sprintf(`connections {
+  havpn {
+    version = 2
+    local_addrs = 198.51.100.2
+    remote_addrs = 198.51.100.1
+    encap = yes
+    proposals = %s
+    dpd_delay = 2s
+    send_cert = always
+    %s
+    local {
+      %s
+    }
+    remote {
+      %s
+    }
+    children {
+      lan {
+        mode = tunnel
+        local_ts = 192.168.2.0/24
+        remote_ts = 192.168.1.0/24
+        esp_proposals = %s
+        start_action = none
+        dpd_action = clear
+      }
+    }
+  }
+}
+%s`, ssIKE, ssExtra, local, remote, ssESP, secrets))
+	l.swanctl("--load-all", "--file", filepath.Join(l.conf, "swanctl.conf"))
+	ins := &syncInstaller{rec: newRecInstaller()}
+	dp := newMiniDataplane(t, l.h, ins)
+	d, err := NewDaemon(cfg, DaemonOptions{Installer: ins, SendNAT: dp.sendNAT, Log: testLogger(t, "havpn")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- netnsutil.Do(l.h, func() error { return d.Run(ctx) }) }()
+	go dp.serve(d)
+	t.Cleanup(func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Error(err)
+		}
+	})
+	return d, ins, dp
+}
+
+// waitFor polls cond until it holds or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// checkTunnel verifies that both sides agree on the child SA and that
+// traffic passes both ways.
+func (l *ssLab) checkTunnel(d *Daemon, ins *syncInstaller, dp *miniDataplane) {
+	t := l.t
+	waitFor(t, 15*time.Second, "havpn child SA", func() bool { return len(ins.snapshot()) == 1 })
+	waitFor(t, 5*time.Second, "strongSwan CHILD_SA", func() bool {
+		_, cs := l.childSAs()
+		return len(cs) == 1 && cs[0].state == "INSTALLED"
+	})
+	ike, cs := l.childSAs()
+	var ours Child
+	for _, c := range ins.snapshot() {
+		ours = c
+	}
+	if ike != "ESTABLISHED" || cs[0].spiIn != fmt.Sprintf("%08x", ours.Out.SPI) || cs[0].spiOut != fmt.Sprintf("%08x", ours.In.SPI) {
+		t.Fatalf("strongSwan IKE %s child %+v, havpn child in=%08x out=%08x", ike, cs[0], ours.In.SPI, ours.Out.SPI)
+	}
+	if err := l.ping(3); err != nil {
+		in, bad, rep := dp.counts()
+		t.Fatalf("ping through the tunnel: %v (ESP decrypted %d, bad %d, replies %d)", err, in, bad, rep)
+	}
+	in, bad, rep := dp.counts()
+	if in < 3 || rep < 3 || bad != 0 {
+		t.Fatalf("ESP decrypted %d, bad %d, replies %d", in, bad, rep)
+	}
+	sas, err := d.SAs(context.Background())
+	if err != nil || len(sas) != 1 {
+		t.Fatalf("havpn SAs %+v %v", sas, err)
+	}
+	t.Logf("established: %s / %s, child %s", sas[0].Proposal, cs[0].encr, sas[0].Children[0].Proposal)
+	if b, err := os.ReadFile(filepath.Join(l.run, "charon.log")); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, "authentication of") || strings.Contains(line, "fragment") {
+				t.Logf("charon: %s", line)
+			}
+		}
+	}
+}
+
+func TestInteropStrongSwan(t *testing.T) {
+	requireStrongSwan(t)
+	cases := []interopCase{
+		{name: "psk havpn initiator", auth: "psk", initiator: true},
+		{name: "psk strongswan initiator", auth: "psk", initiator: false, ssIKE: "aes256gcm16-prfsha384-ecp384", ssESP: "aes256gcm16-ecp384"},
+		{name: "psk cbc chacha", auth: "psk", initiator: true, ssIKE: "aes256-sha256-prfsha256-ecp256", ssESP: "chacha20poly1305-ecp256"},
+		{name: "ed25519 havpn initiator", auth: "ed25519", initiator: true},
+		{name: "ed25519 strongswan initiator", auth: "ed25519", initiator: false},
+		{name: "ecdsa havpn initiator", auth: "ecdsa", initiator: true},
+		{name: "ecdsa strongswan initiator", auth: "ecdsa", initiator: false},
+		{name: "rsa pss havpn initiator", auth: "rsa", initiator: true},
+		{name: "rsa pkcs1 strongswan initiator", auth: "rsa", initiator: false, pkcs1: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newSSLab(t)
+			d, ins, dp := l.setup(tc, nil, "")
+			if !tc.initiator {
+				l.swanctl("--initiate", "--child", "lan", "--timeout", "10")
+			}
+			l.checkTunnel(d, ins, dp)
+		})
+	}
+}
