@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
-	"strings"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -136,7 +136,7 @@ func pskConfig(local, remote netip.Addr, localID, remoteID string, initiator boo
 		LocalID: mustID(localID),
 		PSK:     []byte("test-psk-0123456789abcdef"),
 		DPD:     10 * time.Second,
-		Peers: []Peer{{Name: "tun0", Local: local, Remote: remote, RemoteID: mustID(remoteID), Initiator: initiator}},
+		Peers:   []Peer{{Name: "tun0", Local: local, Remote: remote, RemoteID: mustID(remoteID), Initiator: initiator}},
 	}
 }
 

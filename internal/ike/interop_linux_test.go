@@ -380,12 +380,12 @@ func (m *miniDataplane) counts() (in, bad, replies int) {
 }
 
 type interopCase struct {
-	name       string
-	auth       string // psk | ed25519 | ecdsa | rsa
-	initiator  bool   // havpn initiates
-	ssIKE      string // strongSwan proposals
-	ssESP      string
-	pkcs1      bool
+	name      string
+	auth      string // psk | ed25519 | ecdsa | rsa
+	initiator bool   // havpn initiates
+	ssIKE     string // strongSwan proposals
+	ssESP     string
+	pkcs1     bool
 }
 
 // setup configures both sides and returns the havpn daemon (running) and

@@ -77,7 +77,7 @@ func (e *Engine) SAs() []SAInfo {
 			ci := ChildInfo{
 				InSPI: fmt.Sprintf("%08x", ch.inSPI), OutSPI: fmt.Sprintf("%08x", ch.outSPI),
 				Proposal: ch.prop.String(), Cipher: ch.prop.ESPCipher(), Mode: ch.mode.String(),
-				Active: !ch.inactive && ch.successor == nil && !ch.deleting,
+				Active:      !ch.inactive && ch.successor == nil && !ch.deleting,
 				Established: ch.created, RekeyAt: ch.rekeyAt, ExpireAt: ch.expireAt,
 			}
 			for _, s := range ch.localTS {
