@@ -134,7 +134,7 @@ func (g *Group) Start(ctx context.Context) error {
 			continue
 		}
 		if err := g.step(ctx, i, OpStart); err != nil {
-			g.log.Warn("resource start failed; rolling back", "resource", g.members[i].cfg.Name, "err", err)
+			g.log.Warn("resource start failed; rolling back the group", "resource", g.members[i].cfg.Name)
 			rb := g.stopAll(context.WithoutCancel(ctx), OpRollback)
 			err = errors.Join(err, rb)
 			g.end(err)
@@ -230,7 +230,7 @@ func (g *Group) step(ctx context.Context, i int, op string) error {
 	}
 	g.finishStep(idx, d, result, err)
 	g.log.Info("resource step", "resource", mb.cfg.Name, "op", op, "result", result,
-		"duration", d.Round(time.Microsecond))
+		"took", d.Round(time.Microsecond))
 	return err
 }
 

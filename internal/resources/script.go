@@ -69,7 +69,7 @@ func NewScript(name, path string, log *slog.Logger) *Script {
 	if abs, err := filepath.Abs(path); err == nil {
 		path = abs
 	}
-	return &Script{name: name, path: path, log: log.With("resource", name)}
+	return &Script{name: name, path: path, log: log.With("component", "resources", "resource", name)}
 }
 
 // Name implements Resource.

@@ -63,21 +63,22 @@ func (r *starterResource) set(s State) {
 // done, so that the order and the deadlines of the group stay real.
 type NotWired struct {
 	log *slog.Logger
+	typ config.ResourceType
 }
 
 // NewNotWired returns the stand-in for resource r.
 func NewNotWired(r config.Resource, log *slog.Logger) *NotWired {
-	return &NotWired{log: log.With("resource", r.Name, "type", string(r.Type))}
+	return &NotWired{log: log.With("component", "resources", "resource", r.Name), typ: r.Type}
 }
 
 // Start logs and succeeds.
 func (n *NotWired) Start(ctx context.Context) error {
-	n.log.Warn("resource not wired: start does nothing")
+	n.log.Warn("resource not wired: start does nothing", "reason", "no "+string(n.typ)+" implementation registered")
 	return nil
 }
 
 // Stop logs and succeeds.
 func (n *NotWired) Stop(ctx context.Context) error {
-	n.log.Warn("resource not wired: stop does nothing")
+	n.log.Warn("resource not wired: stop does nothing", "reason", "no "+string(n.typ)+" implementation registered")
 	return nil
 }

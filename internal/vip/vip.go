@@ -120,7 +120,7 @@ func New(cfg Config, addrs AddrManager, ann Announcer, log *slog.Logger, m *Metr
 		cfg:   cfg,
 		addrs: addrs,
 		ann:   ann,
-		log:   log.With("vip", cfg.Address.String(), "iface", cfg.Interface),
+		log:   log.With("component", "vip", "vip", cfg.Address.String(), "iface", cfg.Interface),
 		m:     m.forVIP(cfg.Address.String()),
 	}, nil
 }
@@ -177,9 +177,10 @@ func (v *VIP) Acquire(ctx context.Context) error {
 	return nil
 }
 
-// Release stops refreshing and announcing and deletes the address. Releasing
-// a released VIP deletes the address again (it may be a leftover of an
-// earlier process) and is otherwise a no-op.
+// Release stops refreshing and announcing and deletes the address, also
+// when ctx is already done. Releasing a released VIP deletes the address
+// again (it may be a leftover of an earlier process) and is otherwise a
+// no-op.
 func (v *VIP) Release(ctx context.Context) error {
 	v.opMu.Lock()
 	defer v.opMu.Unlock()
@@ -193,9 +194,8 @@ func (v *VIP) Release(ctx context.Context) error {
 	v.held, v.since = false, time.Now()
 	v.mu.Unlock()
 	setGauge(v.m.held, 0)
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("deleting vip %s from %s: %w", v.cfg.Address, v.cfg.Interface, err)
-	}
+	// Deleted even when ctx is done: one netlink request, and a release
+	// that leaves the address would make a dual owner for a second.
 	if err := v.addrs.DelAddr(v.cfg.Interface, v.cfg.Address); err != nil {
 		return fmt.Errorf("deleting vip %s from %s: %w", v.cfg.Address, v.cfg.Interface, err)
 	}
