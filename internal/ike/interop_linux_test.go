@@ -268,18 +268,33 @@ func (l *ssLab) childSAs() (ike string, children []ssChild) {
 	return ike, children
 }
 
-// ping runs ping inside ns s from the LAN address to the havpn LAN.
+// ping runs ping inside ns s from the LAN address to the havpn LAN and
+// fails unless every echo request is answered.
 func (l *ssLab) ping(count int) error {
-	cmd := exec.Command("ping", "-n", "-c", fmt.Sprint(count), "-i", "0.2", "-W", "2", "-I", "192.168.2.1", "192.168.1.1")
+	_, err := l.pingInterval(count, "0.2")
+	return err
+}
+
+// pingInterval pings count times every interval seconds and returns the
+// number of replies; it fails on any loss.
+func (l *ssLab) pingInterval(count int, interval string) (int, error) {
+	cmd := exec.Command("ping", "-n", "-c", fmt.Sprint(count), "-i", interval, "-W", "2", "-I", "192.168.2.1", "192.168.1.1")
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := netnsutil.Start(l.s, cmd); err != nil {
-		return err
+		return 0, err
 	}
-	if err := cmd.Wait(); err != nil {
-		return fmt.Errorf("%w: %s", err, out.String())
+	err := cmd.Wait()
+	var sent, recv int
+	for _, line := range strings.Split(out.String(), "\n") {
+		if strings.Contains(line, "packets transmitted") {
+			fmt.Sscanf(line, "%d packets transmitted, %d received", &sent, &recv)
+		}
 	}
-	return nil
+	if err != nil || sent != count || recv != count {
+		return recv, fmt.Errorf("ping: %d sent, %d received (%v): %s", sent, recv, err, out.String())
+	}
+	return recv, nil
 }
 
 // miniDataplane owns havpn's UDP 4500 in ns h: IKE goes to the daemon,
@@ -290,9 +305,9 @@ type miniDataplane struct {
 	conn    *net.UDPConn
 	ins     *syncInstaller
 	mu      sync.Mutex
-	out     map[uint32]*espSA // by SPI
-	in      map[uint32]*espSA
-	espIn   int // ESP packets decrypted
+	out     map[uint32]*espSA // outbound SAs by SPI
+	in      map[uint32]*espSA // inbound SAs by SPI
+	espIn   int               // ESP packets decrypted
 	espBad  int
 	replies int
 }
@@ -334,28 +349,41 @@ func (m *miniDataplane) serve(d *Daemon) {
 	}
 }
 
+// sa returns the cached ESP state of an installed SA by SPI (keys do not
+// change, sequence numbers continue).
+func (m *miniDataplane) sa(spi uint32, out bool) *espSA {
+	cache := m.in
+	if out {
+		cache = m.out
+	}
+	if sa := cache[spi]; sa != nil {
+		return sa
+	}
+	for _, c := range m.ins.snapshot() {
+		k := c.In
+		if out {
+			k = c.Out
+		}
+		if k.SPI == spi {
+			sa, err := newESPSA(k)
+			if err != nil {
+				m.t.Error(err)
+				return nil
+			}
+			cache[spi] = sa
+			return sa
+		}
+	}
+	return nil
+}
+
+// handleESP decrypts with the inbound SA of the packet's SPI and answers
+// echo requests on the tunnel's active outbound SA (make-before-break:
+// old inbound SAs keep working until removed).
 func (m *miniDataplane) handleESP(b []byte, from netip.AddrPort) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	spi := binary.BigEndian.Uint32(b)
-	in := m.in[spi]
-	if in == nil {
-		for _, c := range m.ins.snapshot() {
-			if c.In.SPI == spi {
-				sa, err := newESPSA(c.In)
-				if err != nil {
-					m.t.Error(err)
-					return
-				}
-				o, err := newESPSA(c.Out)
-				if err != nil {
-					m.t.Error(err)
-					return
-				}
-				in, m.in[spi], m.out[spi] = sa, sa, o
-			}
-		}
-	}
+	in := m.sa(binary.BigEndian.Uint32(b), false)
 	if in == nil {
 		m.espBad++
 		return
@@ -366,8 +394,15 @@ func (m *miniDataplane) handleESP(b []byte, from netip.AddrPort) {
 		return
 	}
 	m.espIn++
-	if r := echoReply(p); r != nil {
-		if _, err := m.conn.WriteToUDPAddrPort(m.out[spi].seal(r, 4), from); err == nil {
+	r := echoReply(p)
+	if r == nil {
+		return
+	}
+	m.ins.mu.Lock()
+	active := m.ins.rec.active
+	m.ins.mu.Unlock()
+	if out := m.sa(active, true); out != nil {
+		if _, err := m.conn.WriteToUDPAddrPort(out.seal(r, 4), from); err == nil {
 			m.replies++
 		}
 	}
@@ -386,11 +421,14 @@ type interopCase struct {
 	ssIKE     string // strongSwan proposals
 	ssESP     string
 	pkcs1     bool
+	ssExtra   string        // more connection settings for strongSwan
+	ssChild   string        // more CHILD_SA settings for strongSwan
+	extra     func(*Config) // changes to havpn's config
 }
 
 // setup configures both sides and returns the havpn daemon (running) and
 // its installer.
-func (l *ssLab) setup(tc interopCase, extra func(c *Config), ssExtra string) (*Daemon, *syncInstaller, *miniDataplane) {
+func (l *ssLab) setup(tc interopCase) (*Daemon, *syncInstaller, *miniDataplane) {
 	t := l.t
 	const psk = "havpn-interop-psk-0123456789"
 	cfg := Config{
@@ -438,8 +476,8 @@ func (l *ssLab) setup(tc interopCase, extra func(c *Config), ssExtra string) (*D
 		local = "auth = pubkey\n      id = b.example.net\n      certs = " + filepath.Join(l.conf, "b.pem")
 		remote = "auth = pubkey\n      id = a.example.net\n      cacerts = " + filepath.Join(l.conf, "ca.pem")
 	}
-	if extra != nil {
-		extra(&cfg)
+	if tc.extra != nil {
+		tc.extra(&cfg)
 	}
 	ssIKE, ssESP := tc.ssIKE, tc.ssESP
 	if ssIKE == "" {
@@ -472,11 +510,12 @@ func (l *ssLab) setup(tc interopCase, extra func(c *Config), ssExtra string) (*D
         esp_proposals = %s
         start_action = none
         dpd_action = clear
+        %s
       }
     }
   }
 }
-%s`, ssIKE, ssExtra, local, remote, ssESP, secrets))
+%s`, ssIKE, tc.ssExtra, local, remote, ssESP, tc.ssChild, secrets))
 	l.swanctl("--load-all", "--file", filepath.Join(l.conf, "swanctl.conf"))
 	ins := &syncInstaller{rec: newRecInstaller()}
 	dp := newMiniDataplane(t, l.h, ins)
@@ -564,11 +603,78 @@ func TestInteropStrongSwan(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			l := newSSLab(t)
-			d, ins, dp := l.setup(tc, nil, "")
+			d, ins, dp := l.setup(tc)
 			if !tc.initiator {
 				l.swanctl("--initiate", "--child", "lan", "--timeout", "10")
 			}
 			l.checkTunnel(d, ins, dp)
 		})
+	}
+}
+
+// TestInteropRekey rekeys child and IKE SAs while a probe runs through the
+// tunnel, once driven by strongSwan and once by havpn; no probe may be lost.
+func TestInteropRekey(t *testing.T) {
+	requireStrongSwan(t)
+	cases := []interopCase{
+		{name: "strongswan rekeys", auth: "ed25519", initiator: true,
+			ssExtra: "rekey_time = 5s\n    over_time = 5s\n    rand_time = 0s",
+			ssChild: "rekey_time = 3s\n        life_time = 6s\n        rand_time = 0s"},
+		{name: "havpn rekeys", auth: "ed25519", initiator: true, extra: func(c *Config) {
+			c.ChildLifetime, c.IKELifetime, c.RekeyMargin = 8*time.Second, 11*time.Second, 4*time.Second
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newSSLab(t)
+			d, ins, dp := l.setup(tc)
+			l.checkTunnel(d, ins, dp)
+			before, err := d.SAs(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.pingInterval(120, "0.1"); err != nil {
+				t.Fatalf("probe lost packets across rekeys: %v", err)
+			}
+			after, err := d.SAs(context.Background())
+			if err != nil || len(after) != 1 || len(after[0].Children) != 1 {
+				t.Fatalf("after rekeys: %+v %v", after, err)
+			}
+			if after[0].SPIi == before[0].SPIi {
+				t.Errorf("IKE SA not rekeyed (SPI %s)", after[0].SPIi)
+			}
+			if after[0].Children[0].InSPI == before[0].Children[0].InSPI {
+				t.Errorf("child SA not rekeyed")
+			}
+			ike, cs := l.childSAs()
+			var installed []ssChild
+			for _, c := range cs {
+				if c.state == "INSTALLED" {
+					installed = append(installed, c)
+				}
+			}
+			if ike != "ESTABLISHED" || len(installed) != 1 || installed[0].spiOut != after[0].Children[0].InSPI {
+				t.Fatalf("strongSwan after rekeys: %s %+v, havpn %+v", ike, cs, after[0].Children)
+			}
+			in, bad, _ := dp.counts()
+			t.Logf("IKE %s -> %s, child %s -> %s, ESP in %d, bad %d",
+				before[0].SPIi, after[0].SPIi, before[0].Children[0].InSPI, after[0].Children[0].InSPI, in, bad)
+		})
+	}
+}
+
+// TestInteropDPD kills charon and expects havpn to notice within the DPD
+// interval plus the DPD answer timeout.
+func TestInteropDPD(t *testing.T) {
+	l := newSSLab(t)
+	d, ins, dp := l.setup(interopCase{auth: "psk", initiator: true, extra: func(c *Config) { c.DPD = 2 * time.Second }})
+	l.checkTunnel(d, ins, dp)
+	_ = l.charon.Process.Kill()
+	killed := time.Now()
+	waitFor(t, 10*time.Second, "DPD to remove the child SA", func() bool { return len(ins.snapshot()) == 0 })
+	if took := time.Since(killed); took > 2*2*time.Second+time.Second {
+		t.Fatalf("dead peer noticed after %s, want <= 2*DPD", took)
+	} else {
+		t.Logf("dead peer noticed after %s (DPD 2s)", took.Round(10*time.Millisecond))
 	}
 }
