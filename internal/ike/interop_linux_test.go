@@ -43,17 +43,28 @@ import (
 
 const charonPath = "/usr/lib/ipsec/charon"
 
-var (
-	hvAddr = netip.MustParseAddr("198.51.100.1")
-	ssAddr = netip.MustParseAddr("198.51.100.2")
-)
+// hvAddr is havpn's address in every topology.
+var hvAddr = netip.MustParseAddr("198.51.100.1")
+
+// runIn runs cmd inside namespace ns and returns its output.
+func runIn(ns string, cmd *exec.Cmd) (string, error) {
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := netnsutil.Start(ns, cmd); err != nil {
+		return "", err
+	}
+	err := cmd.Wait()
+	return out.String(), err
+}
 
 type ssLab struct {
 	t      *testing.T
-	h, s   string // namespace names
-	conf   string // strongSwan config dir
-	run    string // charon's /run
-	vici   string // socket path
+	h, s   string     // namespace names
+	r      string     // router namespace (NAT topology only)
+	ssAddr netip.Addr // strongSwan's address as havpn sees it
+	conf   string     // strongSwan config dir
+	run    string     // charon's /run
+	vici   string     // socket path
 	charon *exec.Cmd
 }
 
@@ -65,31 +76,41 @@ func requireStrongSwan(t *testing.T) {
 	labtest.RequireCommand(t, charonPath)
 }
 
-func newSSLab(t *testing.T) *ssLab {
+func newSSLab(t *testing.T) *ssLab { return newSSLabTopo(t, false) }
+
+// newSSLabTopo builds the namespaces; with nat, a router namespace r sits
+// between h and s and masquerades h (nftables):
+//
+//	h va 198.51.100.1/24 -- vr1 198.51.100.254 [r, masquerade] vr2 203.0.113.254 -- vb 203.0.113.2/24 s
+func newSSLabTopo(t *testing.T, nat bool) *ssLab {
 	t.Helper()
 	requireStrongSwan(t)
+	if nat {
+		labtest.RequireCommand(t, "nft")
+	}
 	p := labtest.Prefix(t)
-	l := &ssLab{t: t, h: labtest.NewNetNS(t, p+"h"), s: labtest.NewNetNS(t, p+"s")}
-	hh, err := netnsutil.Handle(l.h)
-	if err != nil {
-		t.Fatal(err)
+	l := &ssLab{t: t, h: labtest.NewNetNS(t, p+"h"), s: labtest.NewNetNS(t, p+"s"), ssAddr: netip.MustParseAddr("198.51.100.2")}
+	handle := func(ns string) *netlink.Handle {
+		h, err := netnsutil.Handle(ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(h.Close)
+		return h
 	}
-	defer hh.Close()
-	hs, err := netnsutil.Handle(l.s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hs.Close()
-	nss, err := netns.GetFromName(l.s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nss.Close()
-	if err := hh.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "va"}, PeerName: "vb", PeerNamespace: netlink.NsFd(int(nss))}); err != nil {
-		t.Fatal(err)
-	}
-	if err := hs.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "lan0"}, PeerName: "lan0p"}); err != nil {
-		t.Fatal(err)
+	veth := func(h *netlink.Handle, name, peer, peerNS string) {
+		v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: peer}
+		if peerNS != "" {
+			ns, err := netns.GetFromName(peerNS)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ns.Close()
+			v.PeerNamespace = netlink.NsFd(int(ns))
+		}
+		if err := h.LinkAdd(v); err != nil {
+			t.Fatal(err)
+		}
 	}
 	up := func(h *netlink.Handle, name, addr string) {
 		link, err := h.LinkByName(name)
@@ -109,10 +130,45 @@ func newSSLab(t *testing.T) *ssLab {
 			t.Fatal(err)
 		}
 	}
-	up(hh, "va", "198.51.100.1/24")
-	up(hs, "vb", "198.51.100.2/24")
+	hh, hs := handle(l.h), handle(l.s)
+	veth(hs, "lan0", "lan0p", "")
 	up(hs, "lan0", "192.168.2.1/24")
 	up(hs, "lan0p", "")
+	if !nat {
+		veth(hh, "va", "vb", l.s)
+		up(hh, "va", "198.51.100.1/24")
+		up(hs, "vb", "198.51.100.2/24")
+	} else {
+		l.r = labtest.NewNetNS(t, p+"r")
+		l.ssAddr = netip.MustParseAddr("203.0.113.2")
+		hr := handle(l.r)
+		veth(hh, "va", "vr1", l.r)
+		veth(hr, "vr2", "vb", l.s)
+		up(hh, "va", "198.51.100.1/24")
+		up(hr, "vr1", "198.51.100.254/24")
+		up(hr, "vr2", "203.0.113.254/24")
+		up(hs, "vb", "203.0.113.2/24")
+		va, err := hh.LinkByName("va")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := hh.RouteAdd(&netlink.Route{LinkIndex: va.Attrs().Index, Gw: net.IPv4(198, 51, 100, 254)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := netnsutil.Do(l.r, func() error {
+			return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		rules := filepath.Join(t.TempDir(), "nat.nft")
+		if err := os.WriteFile(rules, []byte("table ip nat {\n  chain post {\n    type nat hook postrouting priority 100;\n    oifname \"vr2\" masquerade\n  }\n}\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("nft", "-f", rules)
+		if out, err := runIn(l.r, cmd); err != nil {
+			t.Fatalf("nft: %v: %s", err, out)
+		}
+	}
 	l.conf, l.run = t.TempDir(), t.TempDir()
 	l.vici = filepath.Join(l.run, "charon.vici")
 	for _, d := range []string{"private", "x509", "x509ca", "x509ocsp", "x509aa", "x509ac", "x509crl", "pubkey", "rsa", "ecdsa", "bliss", "pkcs8", "pkcs12"} {
@@ -301,15 +357,16 @@ func (l *ssLab) pingInterval(count int, interval string) (int, error) {
 // ESP is decrypted with the installed child SAs and echo requests are
 // answered.
 type miniDataplane struct {
-	t       *testing.T
-	conn    *net.UDPConn
-	ins     *syncInstaller
-	mu      sync.Mutex
-	out     map[uint32]*espSA // outbound SAs by SPI
-	in      map[uint32]*espSA // inbound SAs by SPI
-	espIn   int               // ESP packets decrypted
-	espBad  int
-	replies int
+	t          *testing.T
+	conn       *net.UDPConn
+	ins        *syncInstaller
+	mu         sync.Mutex
+	out        map[uint32]*espSA // outbound SAs by SPI
+	in         map[uint32]*espSA // inbound SAs by SPI
+	espIn      int               // ESP packets decrypted
+	espBad     int
+	replies    int
+	keepalives int // NAT-T keepalives sent
 }
 
 func newMiniDataplane(t *testing.T, ns string, ins *syncInstaller) *miniDataplane {
@@ -327,6 +384,11 @@ func newMiniDataplane(t *testing.T, ns string, ins *syncInstaller) *miniDataplan
 }
 
 func (m *miniDataplane) sendNAT(payload []byte, _, remote netip.AddrPort) error {
+	if len(payload) == 1 && payload[0] == 0xff {
+		m.mu.Lock()
+		m.keepalives++
+		m.mu.Unlock()
+	}
 	_, err := m.conn.WriteToUDPAddrPort(payload, remote)
 	return err
 }
@@ -434,7 +496,7 @@ func (l *ssLab) setup(tc interopCase) (*Daemon, *syncInstaller, *miniDataplane) 
 	cfg := Config{
 		LocalID: mustID("@a.example.net"),
 		DPD:     3 * time.Second,
-		Peers: []Peer{{Name: "ss", Local: hvAddr, Remote: ssAddr, RemoteID: mustID("@b.example.net"), Initiator: tc.initiator,
+		Peers: []Peer{{Name: "ss", Local: hvAddr, Remote: l.ssAddr, RemoteID: mustID("@b.example.net"), Initiator: tc.initiator,
 			Mode: ModeTunnel, LocalTS: []netip.Prefix{netip.MustParsePrefix("192.168.1.0/24")},
 			RemoteTS: []netip.Prefix{netip.MustParsePrefix("192.168.2.0/24")}}},
 		RetransmitBase: 300 * time.Millisecond, RetransmitTimeout: 5 * time.Second,
@@ -460,7 +522,7 @@ func (l *ssLab) setup(tc interopCase) (*Daemon, *syncInstaller, *miniDataplane) 
 		if err != nil {
 			t.Fatal(err)
 		}
-		cb, kb, err := ca.Issue(pki.Request{CommonName: "gw-b", DNSNames: []string{"b.example.net"}, IPs: []netip.Addr{ssAddr}, KeyType: kt}, now)
+		cb, kb, err := ca.Issue(pki.Request{CommonName: "gw-b", DNSNames: []string{"b.example.net"}, IPs: []netip.Addr{l.ssAddr}, KeyType: kt}, now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -486,11 +548,15 @@ func (l *ssLab) setup(tc interopCase) (*Daemon, *syncInstaller, *miniDataplane) 
 	if ssESP == "" {
 		ssESP = "aes128gcm16-x25519"
 	}
+	remoteAddrs := hvAddr.String()
+	if l.r != "" {
+		remoteAddrs = "%any" // behind the NAT
+	}
 	l.write("swanctl.conf", fmt.Sprintf(`connections {
   havpn {
     version = 2
-    local_addrs = 198.51.100.2
-    remote_addrs = 198.51.100.1
+    local_addrs = %s
+    remote_addrs = %s
     encap = yes
     proposals = %s
     dpd_delay = 2s
@@ -515,7 +581,7 @@ func (l *ssLab) setup(tc interopCase) (*Daemon, *syncInstaller, *miniDataplane) 
     }
   }
 }
-%s`, ssIKE, tc.ssExtra, local, remote, ssESP, tc.ssChild, secrets))
+%s`, l.ssAddr, remoteAddrs, ssIKE, tc.ssExtra, local, remote, ssESP, tc.ssChild, secrets))
 	l.swanctl("--load-all", "--file", filepath.Join(l.conf, "swanctl.conf"))
 	ins := &syncInstaller{rec: newRecInstaller()}
 	dp := newMiniDataplane(t, l.h, ins)
@@ -676,5 +742,35 @@ func TestInteropDPD(t *testing.T) {
 		t.Fatalf("dead peer noticed after %s, want <= 2*DPD", took)
 	} else {
 		t.Logf("dead peer noticed after %s (DPD 2s)", took.Round(10*time.Millisecond))
+	}
+}
+
+// TestInteropNAT puts havpn behind an nftables masquerade: NAT detection,
+// IKE on 4500, ESP in UDP through the NAT mapping, keepalives.
+func TestInteropNAT(t *testing.T) {
+	l := newSSLabTopo(t, true)
+	d, ins, dp := l.setup(interopCase{auth: "ecdsa", initiator: true, extra: func(c *Config) { c.NATKeepalive = 500 * time.Millisecond }})
+	l.checkTunnel(d, ins, dp)
+	sas, err := d.SAs(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sas[0].NATLocal {
+		t.Errorf("havpn did not detect that it is behind a NAT: %+v", sas[0])
+	}
+	for _, c := range ins.snapshot() {
+		if c.Remote != netip.AddrPortFrom(l.ssAddr, 4500) {
+			t.Errorf("child remote endpoint %s", c.Remote)
+		}
+	}
+	time.Sleep(1200 * time.Millisecond)
+	dp.mu.Lock()
+	ka := dp.keepalives
+	dp.mu.Unlock()
+	if ka < 2 {
+		t.Errorf("%d NAT-T keepalives in about 1.5s, want >= 2", ka)
+	}
+	if b, err := os.ReadFile(filepath.Join(l.run, "charon.log")); err == nil && !strings.Contains(string(b), "remote host is behind NAT") {
+		t.Errorf("strongSwan did not see the NAT")
 	}
 }
