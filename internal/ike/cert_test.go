@@ -15,7 +15,7 @@ type testPKI struct {
 	ca *pki.CA
 }
 
-func newTestPKI(t *testing.T, kt pki.KeyType) *testPKI {
+func newTestPKI(t testing.TB, kt pki.KeyType) *testPKI {
 	t.Helper()
 	ca, err := pki.NewCA("havpn test", "havpn test CA", kt, time.Unix(1_800_000_000, 0), 24*time.Hour)
 	if err != nil {
@@ -25,7 +25,7 @@ func newTestPKI(t *testing.T, kt pki.KeyType) *testPKI {
 }
 
 // certConfig returns a certificate-authenticated config for one side.
-func (p *testPKI) certConfig(t *testing.T, kt pki.KeyType, cn, fqdn string, addr netip.Addr, localID string) Config {
+func (p *testPKI) certConfig(t testing.TB, kt pki.KeyType, cn, fqdn string, addr netip.Addr, localID string) Config {
 	t.Helper()
 	c, k, err := p.ca.Issue(pki.Request{CommonName: cn, DNSNames: []string{fqdn}, IPs: []netip.Addr{addr}, KeyType: kt}, time.Unix(1_800_000_000, 0))
 	if err != nil {

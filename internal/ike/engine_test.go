@@ -217,7 +217,7 @@ func TestEstablishPSK(t *testing.T) {
 	if !ia.Initiator || ib.Initiator {
 		t.Errorf("roles: A initiator=%v B initiator=%v", ia.Initiator, ib.Initiator)
 	}
-	if ia.Proposal != "aes256gcm16-prfsha384-ecp384" {
+	if ia.Proposal != "aes256gcm16-prfsha384-x25519" {
 		t.Errorf("proposal %q", ia.Proposal)
 	}
 	if ia.Local != "198.51.100.1:4500" || ia.Remote != "203.0.113.1:4500" {

@@ -23,12 +23,13 @@ type Proposal struct {
 }
 
 // DefaultIKEProposals are the IKE proposals used when the configuration
-// lists none, strongest first.
+// lists none, most preferred first (X25519 first: about four times cheaper
+// than ECP-384 per setup, see BenchmarkIKESASetup).
 func DefaultIKEProposals() []string {
 	return []string{
-		"aes256gcm16-prfsha384-ecp384",
+		"aes256gcm16-prfsha384-x25519",
 		"aes128gcm16-prfsha256-x25519",
-		"aes256gcm16-prfsha256-x25519",
+		"aes256gcm16-prfsha384-ecp384",
 		"aes256-sha256-prfsha256-ecp256",
 	}
 }
