@@ -111,7 +111,7 @@ func (sa *ikeSA) handleAuthResponse(now time.Time, ps []wire.Payload) {
 	sa.authChild = nil
 	ni, nr := sa.ni, sa.nr
 	sa.establish(now)
-	sa.logger().Info("IKE SA established", "role", "initiator", "proposal", sa.prop.String(), "remote_id", id.String())
+	sa.logger().Info("IKE SA established", "ike_role", "initiator", "proposal", sa.prop.String(), "remote_id", id.String())
 	if _, err := sa.completeChild(now, offer, ps, ni, nr); err != nil {
 		// A gateway without its child SA is useless: start over.
 		sa.e.freeChildSPI(offer.inSPI)
@@ -171,7 +171,7 @@ func (sa *ikeSA) handleAuthRequest(now time.Time, ps []wire.Payload) ([]wire.Pay
 	}
 	ni, nr := sa.ni, sa.nr
 	sa.establish(now)
-	sa.logger().Info("IKE SA established", "role", "responder", "proposal", sa.prop.String(), "remote_id", id.String())
+	sa.logger().Info("IKE SA established", "ike_role", "responder", "proposal", sa.prop.String(), "remote_id", id.String())
 	out := []wire.Payload{idr}
 	out = append(out, sa.certPayloads()...)
 	out = append(out, ourAuth)

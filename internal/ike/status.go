@@ -2,6 +2,7 @@ package ike
 
 import (
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -97,4 +98,53 @@ func (e *Engine) SAs() []SAInfo {
 		return strings.Compare(a.SPIi, b.SPIi)
 	})
 	return out
+}
+
+// WriteSAs prints sas in the style of swanctl --list-sas (for `havpn
+// sas`); now is used for relative times. A "*" marks this side's SPI.
+func WriteSAs(w io.Writer, sas []SAInfo, now time.Time) error {
+	var b strings.Builder
+	rel := func(t time.Time) string { return t.Sub(now).Round(time.Second).Abs().String() }
+	for _, s := range sas {
+		si, sr := s.SPIi+"_i", s.SPIr+"_r"
+		if s.Initiator {
+			si += "*"
+		} else {
+			sr += "*"
+		}
+		fmt.Fprintf(&b, "%s: %s, IKEv2, %s %s\n", s.Peer, s.State, si, sr)
+		fmt.Fprintf(&b, "  local  '%s' @ %s\n", s.LocalID, s.Local)
+		fmt.Fprintf(&b, "  remote '%s' @ %s", s.RemoteID, s.Remote)
+		if s.NATRemote || s.NATLocal {
+			b.WriteString(" (NAT-T")
+			if s.NATLocal {
+				b.WriteString(", local behind NAT")
+			}
+			b.WriteString(")")
+		}
+		b.WriteString("\n")
+		if s.Proposal != "" {
+			fmt.Fprintf(&b, "  %s\n", s.Proposal)
+		}
+		if !s.Established.IsZero() {
+			fmt.Fprintf(&b, "  established %s ago, rekeying in %s, expires in %s\n", rel(s.Established), rel(s.RekeyAt), rel(s.ExpireAt))
+		}
+		for _, c := range s.Children {
+			state := "INSTALLED"
+			if !c.Active {
+				state = "INSTALLED (inbound only)"
+			}
+			mode := "TUNNEL-in-UDP"
+			if c.Mode == "gre" {
+				mode = "TRANSPORT-in-UDP (GRE)"
+			}
+			fmt.Fprintf(&b, "  %s: %s, %s, ESP:%s\n", s.Peer, state, mode, c.Proposal)
+			fmt.Fprintf(&b, "    in  %s, out %s\n", c.InSPI, c.OutSPI)
+			fmt.Fprintf(&b, "    installed %s ago, rekeying in %s, expires in %s\n", rel(c.Established), rel(c.RekeyAt), rel(c.ExpireAt))
+			fmt.Fprintf(&b, "    local  %s\n", strings.Join(c.LocalTS, " "))
+			fmt.Fprintf(&b, "    remote %s\n", strings.Join(c.RemoteTS, " "))
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
 }
