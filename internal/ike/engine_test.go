@@ -566,3 +566,30 @@ func TestReplayedRequestDropped(t *testing.T) {
 		t.Fatalf("an old request was answered")
 	}
 }
+
+// TestChildRekeyDuringPeerIKERekey crosses our child rekey with the
+// peer's IKE rekey: the new child must end up on the new IKE SA on both
+// sides, the old one deleted.
+func TestChildRekeyDuringPeerIKERekey(t *testing.T) {
+	n, a, b := defaultPair(t)
+	n.advance(time.Second, 100*time.Millisecond)
+	before, _ := established(t, a, b)
+	var saA, saB *ikeSA
+	for _, s := range a.e.sasSnapshot() {
+		saA = s
+	}
+	for _, s := range b.e.sasSnapshot() {
+		saB = s
+	}
+	saA.rekeyChild(n.now, saA.children[0])
+	saB.startIKERekey(n.now)
+	n.run()
+	n.advance(2*time.Second, 100*time.Millisecond)
+	after, _ := established(t, a, b)
+	if after.SPIi == before.SPIi || len(after.Children) != 1 || after.Children[0].InSPI == before.Children[0].InSPI {
+		t.Fatalf("before %+v\nafter %+v", before, after)
+	}
+	if len(a.ins.installed) != 1 {
+		t.Fatalf("A children %v", a.ins.log)
+	}
+}

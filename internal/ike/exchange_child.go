@@ -139,7 +139,9 @@ func (sa *ikeSA) completeChild(now time.Time, o *childOffer, ps []wire.Payload, 
 	k := ikecrypto.DeriveChildKeys(sa.prf, sa.keys.D, gir, ni, nr, encLen, 0)
 	ch := &childSA{inSPI: o.inSPI, outSPI: be32(w.SPI), prop: prop, mode: o.mode,
 		localTS: tsi.Selectors, remoteTS: tsr.Selectors, inKey: k.EncR, outKey: k.EncI}
-	if err := sa.installChild(now, ch, true); err != nil {
+	// The keys come from this SA's SK_d; the child belongs to whichever IKE
+	// SA replaced this one meanwhile (a rekey by the peer).
+	if err := sa.owner().installChild(now, ch, true); err != nil {
 		return nil, err
 	}
 	return ch, nil
@@ -302,7 +304,7 @@ func (sa *ikeSA) rekeyChild(now time.Time, ch *childSA) {
 	ps := append([]wire.Payload{&wire.Notify{Protocol: wire.ProtoESP, SPI: spiBytes32(ch.inSPI), NotifyType: wire.RekeySA}}, o.payloads()...)
 	sa.logger().Debug("rekeying child SA", "in_spi", fmt.Sprintf("%08x", ch.inSPI))
 	sa.enqueue(now, &request{exchange: wire.CreateChildSA, payloads: ps, onResponse: func(now time.Time, rps []wire.Payload) {
-		if !slices.Contains(sa.children, ch) {
+		if !slices.Contains(sa.owner().children, ch) {
 			sa.e.freeChildSPI(o.inSPI)
 			return
 		}
@@ -328,7 +330,7 @@ func (sa *ikeSA) rekeyChild(now time.Time, ch *childSA) {
 			return
 		}
 		sa.logger().Info("child SA rekeyed", "old_in_spi", fmt.Sprintf("%08x", ch.inSPI), "new_in_spi", fmt.Sprintf("%08x", nc.inSPI))
-		sa.deleteChild(now, ch)
+		sa.owner().deleteChild(now, ch)
 	}})
 }
 
@@ -343,8 +345,8 @@ func (sa *ikeSA) deleteChild(now time.Time, ch *childSA) {
 		exchange: wire.Informational,
 		payloads: []wire.Payload{&wire.Delete{Protocol: wire.ProtoESP, SPISize: 4, SPIs: [][]byte{spiBytes32(ch.inSPI)}}},
 		onResponse: func(now time.Time, _ []wire.Payload) {
-			if slices.Contains(sa.children, ch) {
-				sa.removeChild(ch)
+			if o := sa.owner(); slices.Contains(o.children, ch) {
+				o.removeChild(ch)
 			}
 		},
 	})
@@ -528,6 +530,7 @@ func (sa *ikeSA) rekeyed(now time.Time, initiator bool, spiI, spiR uint64, prop 
 // established; sa waits for (or sends) its Delete.
 func (sa *ikeSA) handover(now time.Time, n *ikeSA) {
 	n.children, sa.children = sa.children, nil
+	sa.successor = n
 	sa.e.sas[n.localSPI()] = n
 	sa.state = stRekeyed
 	sa.rekeying = false

@@ -30,23 +30,24 @@ func (sa *ikeSA) handleInformational(now time.Time, ps []wire.Payload) ([]wire.P
 			}
 			return nil, after
 		case wire.ProtoESP:
+			o := sa.owner() // a Delete may still come over a rekeyed IKE SA
 			for _, spi := range d.SPIs {
 				if len(spi) != 4 {
 					continue
 				}
 				s := be32(spi)
-				for _, ch := range append([]*childSA(nil), sa.children...) {
+				for _, ch := range append([]*childSA(nil), o.children...) {
 					if ch.outSPI != s {
 						continue
 					}
 					if ch.successor != nil {
-						sa.activate(ch.successor)
+						o.activate(ch.successor)
 					}
 					if !ch.deleting {
 						ours = append(ours, spiBytes32(ch.inSPI))
 					}
-					sa.logger().Debug("peer deleted child SA", "in_spi", fmt.Sprintf("%08x", ch.inSPI))
-					sa.removeChild(ch)
+					o.logger().Debug("peer deleted child SA", "in_spi", fmt.Sprintf("%08x", ch.inSPI))
+					o.removeChild(ch)
 				}
 			}
 		}

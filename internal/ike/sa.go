@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/havpn/havpn/internal/ike/ikecrypto"
@@ -97,6 +98,7 @@ type ikeSA struct {
 	keepaliveAt time.Time
 	rekeying    bool
 	goneAt      time.Time // stRekeyed/stDeleting: drop at the latest then
+	successor   *ikeSA    // the IKE SA that replaced this one (rekey)
 }
 
 // request is one of our outstanding (or queued) requests.
@@ -119,6 +121,15 @@ type reassembly struct {
 	first wire.PayloadType
 	parts [][]byte
 	have  int
+}
+
+// owner returns the IKE SA that now owns this SA's children: sa itself, or
+// its successor after rekeys.
+func (sa *ikeSA) owner() *ikeSA {
+	for sa.successor != nil {
+		sa = sa.successor
+	}
+	return sa
 }
 
 func (sa *ikeSA) localSPI() uint64 {
@@ -557,7 +568,11 @@ func (sa *ikeSA) tick(now time.Time) {
 			return
 		}
 		if !sa.rekeying && !now.Before(sa.rekeyAt) {
-			sa.startIKERekey(now)
+			if slices.ContainsFunc(sa.children, func(ch *childSA) bool { return ch.rekeying }) {
+				sa.rekeyAt = now.Add(time.Second) // not while a child is rekeyed
+			} else {
+				sa.startIKERekey(now)
+			}
 		}
 		if c.DPD > 0 && sa.req == nil && len(sa.queue) == 0 && !now.Before(sa.lastRecv.Add(c.DPD)) {
 			sa.dpd(now)
