@@ -1,3 +1,5 @@
+// Command depsprobe imports every checked dependency so that go mod tidy
+// keeps them until real code imports them; it does nothing.
 package main
 
 import (

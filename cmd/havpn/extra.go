@@ -1,0 +1,6 @@
+package main
+
+import "github.com/spf13/cobra"
+
+// addExtraCmds adds the commands that live in their own files.
+func addExtraCmds(root *cobra.Command, _ *globals) {}

@@ -1,0 +1,93 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"time"
+
+	"github.com/havpn/havpn/internal/buildinfo"
+	"github.com/havpn/havpn/internal/ctl"
+)
+
+// Status is the reply to `havpn status`.
+type Status struct {
+	Node    string       `json:"node"`
+	Site    string       `json:"site"`
+	Version string       `json:"version"`
+	PID     int          `json:"pid"`
+	Started time.Time    `json:"started"`
+	Uptime  string       `json:"uptime"`
+	Role    string       `json:"role"`
+	Reason  string       `json:"reason"`
+	Config  ConfigStatus `json:"config"`
+}
+
+// ConfigStatus describes the running config.
+type ConfigStatus struct {
+	Path       string    `json:"path"`
+	Hash       string    `json:"hash"`
+	LoadedAt   time.Time `json:"loaded_at"`
+	Reloads    int       `json:"reloads"`
+	LastReload string    `json:"last_reload,omitempty"`
+}
+
+// ActionReply answers state-changing commands.
+type ActionReply struct {
+	Message string `json:"message"`
+}
+
+func (d *Daemon) registerHandlers(srv *ctl.Server) {
+	srv.Handle(ctl.CmdStatus, func(context.Context, json.RawMessage) (any, error) { return d.Status(), nil })
+	srv.Handle(ctl.CmdReload, func(context.Context, json.RawMessage) (any, error) {
+		if err := d.Reload(); err != nil {
+			return nil, ctl.Errorf(ctl.CodeInvalid, "reload rejected, running config kept:\n%v", err)
+		}
+		return ActionReply{"config reloaded, hash " + d.Config().Hash()}, nil
+	})
+	srv.Handle(ctl.CmdLogLevel, d.handleLogLevel)
+	unavailable := func(what string) ctl.Handler {
+		return func(context.Context, json.RawMessage) (any, error) {
+			return nil, ctl.Errorf(ctl.CodeUnavailable, "%s: not available in this build of the daemon yet", what)
+		}
+	}
+	for _, c := range []string{ctl.CmdTunnels, ctl.CmdSAs, ctl.CmdRoutes, ctl.CmdNeighbors, ctl.CmdStandby, ctl.CmdTakeover} {
+		srv.Handle(c, unavailable(c))
+	}
+}
+
+func (d *Daemon) handleLogLevel(_ context.Context, args json.RawMessage) (any, error) {
+	var a struct {
+		Level string `json:"level"`
+	}
+	if err := json.Unmarshal(args, &a); err != nil {
+		return nil, ctl.Errorf(ctl.CodeBadRequest, "log-level arguments: %v", err)
+	}
+	lvl, err := parseLevel(a.Level)
+	if err != nil {
+		return nil, ctl.Errorf(ctl.CodeInvalid, "%v", err)
+	}
+	d.level.Set(lvl)
+	d.log.Info("log level changed", "level", lvl.String())
+	return ActionReply{"log level set to " + lvl.String()}, nil
+}
+
+// Status returns a snapshot of the daemon.
+func (d *Daemon) Status() Status {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return Status{
+		Node:    d.cfg.Node.Name,
+		Site:    d.cfg.Node.Site,
+		Version: buildinfo.String(),
+		PID:     os.Getpid(),
+		Started: d.started,
+		Uptime:  time.Since(d.started).Round(time.Second).String(),
+		Role:    "active",
+		Reason:  "standalone: no cluster wired yet",
+		Config: ConfigStatus{
+			Path: d.cfg.Path, Hash: d.cfg.Hash(), LoadedAt: d.loadedAt,
+			Reloads: d.reloads, LastReload: d.lastReload,
+		},
+	}
+}
