@@ -619,11 +619,12 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 func (l *ssLab) checkTunnel(d *Daemon, ins *syncInstaller, dp *miniDataplane) {
 	t := l.t
 	waitFor(t, 15*time.Second, "havpn child SA", func() bool { return len(ins.snapshot()) == 1 })
+	var ike string
+	var cs []ssChild
 	waitFor(t, 5*time.Second, "strongSwan CHILD_SA", func() bool {
-		_, cs := l.childSAs()
-		return len(cs) == 1 && cs[0].state == "INSTALLED"
+		ike, cs = l.childSAs()
+		return ike == "ESTABLISHED" && len(cs) == 1 && cs[0].state == "INSTALLED"
 	})
-	ike, cs := l.childSAs()
 	var ours Child
 	for _, c := range ins.snapshot() {
 		ours = c

@@ -1,6 +1,11 @@
 package ike
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // metrics are the engine's Prometheus collectors; a nil *metrics records
 // nothing.
@@ -34,8 +39,30 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		childSAs: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "havpn", Subsystem: "ike", Name: "child_sas",
 			Help: "Child SAs currently installed."}),
 	}
-	reg.MustRegister(m.messages, m.retransmits, m.dropped, m.established, m.failures, m.ikeSAs, m.childSAs)
+	m.messages = register(reg, m.messages)
+	m.retransmits = register(reg, m.retransmits)
+	m.dropped = register(reg, m.dropped)
+	m.established = register(reg, m.established)
+	m.failures = register(reg, m.failures)
+	m.ikeSAs = register(reg, m.ikeSAs)
+	m.childSAs = register(reg, m.childSAs)
 	return m
+}
+
+// register registers c, or returns the collector registered before under
+// the same name (an engine restarted on the same registry, e.g. after a
+// cluster role change, keeps counting in the same series).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if old, ok := are.ExistingCollector.(C); ok {
+				return old
+			}
+		}
+		panic(fmt.Sprintf("ike: registering metrics: %v", err))
+	}
+	return c
 }
 
 func (m *metrics) message(ex, dir string) {
