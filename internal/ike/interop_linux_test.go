@@ -76,7 +76,11 @@ func requireStrongSwan(t *testing.T) {
 	labtest.RequireCommand(t, charonPath)
 }
 
-func newSSLab(t *testing.T) *ssLab { return newSSLabTopo(t, false) }
+func newSSLab(t *testing.T) *ssLab {
+	l := newSSLabTopo(t, false)
+	l.startCharon()
+	return l
+}
 
 // newSSLabTopo builds the namespaces; with nat, a router namespace r sits
 // between h and s and masquerades h (nftables):
@@ -84,7 +88,7 @@ func newSSLab(t *testing.T) *ssLab { return newSSLabTopo(t, false) }
 //	h va 198.51.100.1/24 -- vr1 198.51.100.254 [r, masquerade] vr2 203.0.113.254 -- vb 203.0.113.2/24 s
 func newSSLabTopo(t *testing.T, nat bool) *ssLab {
 	t.Helper()
-	requireStrongSwan(t)
+	labtest.RequireRoot(t)
 	if nat {
 		labtest.RequireCommand(t, "nft")
 	}
@@ -169,6 +173,13 @@ func newSSLabTopo(t *testing.T, nat bool) *ssLab {
 			t.Fatalf("nft: %v: %s", err, out)
 		}
 	}
+	return l
+}
+
+// startCharon configures and starts charon in namespace s.
+func (l *ssLab) startCharon() {
+	t := l.t
+	t.Helper()
 	l.conf, l.run = t.TempDir(), t.TempDir()
 	l.vici = filepath.Join(l.run, "charon.vici")
 	for _, d := range []string{"private", "x509", "x509ca", "x509ocsp", "x509aa", "x509ac", "x509crl", "pubkey", "rsa", "ecdsa", "bliss", "pkcs8", "pkcs12"} {
@@ -244,7 +255,6 @@ swanctl {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return l
 }
 
 func (l *ssLab) stopCharon() {
@@ -743,6 +753,63 @@ func TestInteropDPD(t *testing.T) {
 		t.Fatalf("dead peer noticed after %s, want <= 2*DPD", took)
 	} else {
 		t.Logf("dead peer noticed after %s (DPD 2s)", took.Round(10*time.Millisecond))
+	}
+}
+
+// TestHavpnPairNetns runs two havpn daemons on the real IKE ports in two
+// namespaces with pki-made certificates and GRE (transport) child SAs,
+// directly and with the initiator behind an nftables masquerade.
+func TestHavpnPairNetns(t *testing.T) {
+	for _, nat := range []bool{false, true} {
+		t.Run(fmt.Sprintf("nat=%v", nat), func(t *testing.T) {
+			l := newSSLabTopo(t, nat)
+			p := newTestPKI(t, pki.ECDSA)
+			ca := p.certConfig(t, pki.ECDSA, "gw-a", "a.example.net", hvAddr, "@a.example.net")
+			cb := p.certConfig(t, pki.ECDSA, "gw-b", "b.example.net", l.ssAddr, "@b.example.net")
+			// The test PKI is dated at the fake clock of the in-memory tests.
+			shift := time.Unix(1_800_000_000, 0).Sub(time.Now())
+			ca.Verifier, cb.Verifier = timeShift{NewX509Verifier(ca.CAs), shift}, timeShift{NewX509Verifier(cb.CAs), shift}
+			ca.Peers = []Peer{{Name: "gre0", Local: hvAddr, Remote: l.ssAddr, RemoteID: mustID("@b.example.net"), Initiator: true}}
+			// B does not know A's address behind the NAT; it matches by identity.
+			cb.Peers = []Peer{{Name: "gre0", Local: l.ssAddr, Remote: hvAddr, RemoteID: mustID("@a.example.net")}}
+			ia, ib := &syncInstaller{rec: newRecInstaller()}, &syncInstaller{rec: newRecInstaller()}
+			run := func(ns string, c Config, ins *syncInstaller, name string) *Daemon {
+				d, err := NewDaemon(c, DaemonOptions{Installer: ins, Log: testLogger(t, name)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				errc := make(chan error, 1)
+				go func() { errc <- netnsutil.Do(ns, func() error { return d.Run(ctx) }) }()
+				t.Cleanup(func() {
+					cancel()
+					if err := <-errc; err != nil {
+						t.Error(err)
+					}
+				})
+				return d
+			}
+			run(l.s, cb, ib, "b")
+			da := run(l.h, ca, ia, "a")
+			waitFor(t, 10*time.Second, "child SAs on both sides", func() bool { return len(ia.snapshot()) == 1 && len(ib.snapshot()) == 1 })
+			checkChildren(t, side{ins: ia.rec}, side{ins: ib.rec})
+			sas, err := da.SAs(context.Background())
+			if err != nil || len(sas) != 1 {
+				t.Fatal(sas, err)
+			}
+			if sas[0].NATLocal != nat || sas[0].Children[0].Mode != "gre" {
+				t.Fatalf("SA %+v", sas[0])
+			}
+			for _, c := range ib.snapshot() {
+				want := hvAddr
+				if nat {
+					want = netip.MustParseAddr("203.0.113.254") // the NAT's address
+				}
+				if c.Remote.Addr() != want || c.Remote.Port() == 500 {
+					t.Fatalf("responder's child endpoint %s", c.Remote)
+				}
+			}
+		})
 	}
 }
 
