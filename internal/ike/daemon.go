@@ -125,6 +125,16 @@ func (d *Daemon) Initiate(ctx context.Context, name string) error {
 	return err
 }
 
+// Terminate deletes the named peer's IKE SA and stops reconnecting to it
+// until Initiate.
+func (d *Daemon) Terminate(ctx context.Context, name string) error {
+	var err error
+	if cerr := d.call(ctx, func(e *Engine) { err = e.Terminate(d.now(), name) }); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
 // Done is closed when Run has returned.
 func (d *Daemon) Done() <-chan struct{} { return d.done }
 

@@ -11,13 +11,24 @@ import (
 // syncInstaller is a recInstaller safe for the daemon's goroutine and the
 // test's.
 type syncInstaller struct {
-	mu  sync.Mutex
-	rec *recInstaller
+	mu     sync.Mutex
+	rec    *recInstaller
+	notify chan struct{} // optional: poked after every change
+}
+
+func (s *syncInstaller) poke() {
+	if s.notify != nil {
+		select {
+		case s.notify <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func (s *syncInstaller) InstallChild(c Child) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.poke()
 	return s.rec.InstallChild(c)
 }
 
@@ -30,6 +41,7 @@ func (s *syncInstaller) ActivateOutbound(t string, out uint32) error {
 func (s *syncInstaller) RemoveChild(t string, in, out uint32) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.poke()
 	return s.rec.RemoveChild(t, in, out)
 }
 

@@ -65,6 +65,7 @@ type peerState struct {
 	nextAttempt time.Time // initiator: when to (re)connect
 	failures    int
 	contacted   bool // an IKE SA with this peer was established since start
+	down        bool // Terminate was called: no automatic (re)connect
 }
 
 // NewEngine validates cfg, applies defaults and returns an engine. It
@@ -193,17 +194,48 @@ func (e *Engine) HandlePacket(now time.Time, payload []byte, local, remote netip
 	sa.handleProtected(now, h, payload, local, remote)
 }
 
-// Initiate starts an IKE SA with the named peer now, unless one exists.
+// Initiate starts an IKE SA with the named peer now, unless one exists,
+// and undoes Terminate.
 func (e *Engine) Initiate(now time.Time, name string) error {
-	for _, p := range e.peers {
-		if p.cfg.Name == name {
-			if p.sa == nil {
-				e.initiate(now, p)
-			}
-			return nil
+	p := e.peer(name)
+	if p == nil {
+		return fmt.Errorf("initiating %q: %w", name, ErrUnknownPeer)
+	}
+	p.down = false
+	if p.sa == nil {
+		e.initiate(now, p)
+	}
+	return nil
+}
+
+// Terminate deletes the named peer's IKE SA (and its child SAs) with the
+// peer and stops reconnecting to it until Initiate.
+func (e *Engine) Terminate(now time.Time, name string) error {
+	p := e.peer(name)
+	if p == nil {
+		return fmt.Errorf("terminating %q: %w", name, ErrUnknownPeer)
+	}
+	p.down = true
+	for _, sa := range e.sasSnapshot() {
+		if sa.peer != p {
+			continue
+		}
+		if sa.state == stEstablished {
+			sa.deleteIKE(now)
+		} else if sa.state != stDeleting && sa.state != stRekeyed {
+			sa.destroy(now, "terminated", false)
 		}
 	}
-	return fmt.Errorf("initiating %q: %w", name, ErrUnknownPeer)
+	return nil
+}
+
+func (e *Engine) peer(name string) *peerState {
+	for _, p := range e.peers {
+		if p.cfg.Name == name {
+			return p
+		}
+	}
+	return nil
 }
 
 // Tick runs the timers (retransmissions, DPD, rekeying, expiry, NAT
@@ -211,7 +243,7 @@ func (e *Engine) Initiate(now time.Time, name string) error {
 // wants to be called next.
 func (e *Engine) Tick(now time.Time) time.Time {
 	for _, p := range e.peers {
-		if p.cfg.Initiator && p.sa == nil && !now.Before(p.nextAttempt) {
+		if p.cfg.Initiator && !p.down && p.sa == nil && !now.Before(p.nextAttempt) {
 			e.initiate(now, p)
 		}
 	}
@@ -225,7 +257,7 @@ func (e *Engine) Tick(now time.Time) time.Time {
 		}
 	}
 	for _, p := range e.peers {
-		if p.cfg.Initiator && p.sa == nil {
+		if p.cfg.Initiator && !p.down && p.sa == nil {
 			earlier(p.nextAttempt)
 		}
 	}

@@ -2,6 +2,7 @@ package ike
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -591,5 +592,26 @@ func TestChildRekeyDuringPeerIKERekey(t *testing.T) {
 	}
 	if len(a.ins.installed) != 1 {
 		t.Fatalf("A children %v", a.ins.log)
+	}
+}
+
+func TestTerminateAndInitiate(t *testing.T) {
+	n, a, b := defaultPair(t)
+	n.advance(time.Second, 100*time.Millisecond)
+	established(t, a, b)
+	if err := a.e.Terminate(n.now, "tun0"); err != nil {
+		t.Fatal(err)
+	}
+	n.advance(time.Minute, time.Second) // no automatic reconnect
+	if len(a.e.SAs())+len(b.e.SAs())+len(a.ins.installed)+len(b.ins.installed) != 0 {
+		t.Fatalf("after Terminate: %+v / %+v", a.e.SAs(), b.e.SAs())
+	}
+	if err := a.e.Initiate(n.now, "tun0"); err != nil {
+		t.Fatal(err)
+	}
+	n.advance(time.Second, 100*time.Millisecond)
+	established(t, a, b)
+	if err := a.e.Terminate(n.now, "nope"); !errors.Is(err, ErrUnknownPeer) {
+		t.Fatalf("Terminate(unknown) = %v", err)
 	}
 }

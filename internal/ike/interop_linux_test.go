@@ -58,7 +58,7 @@ func runIn(ns string, cmd *exec.Cmd) (string, error) {
 }
 
 type ssLab struct {
-	t      *testing.T
+	t      testing.TB
 	h, s   string     // namespace names
 	r      string     // router namespace (NAT topology only)
 	ssAddr netip.Addr // strongSwan's address as havpn sees it
@@ -68,7 +68,7 @@ type ssLab struct {
 	charon *exec.Cmd
 }
 
-func requireStrongSwan(t *testing.T) {
+func requireStrongSwan(t testing.TB) {
 	labtest.RequireRoot(t)
 	labtest.RequireCommand(t, "swanctl")
 	labtest.RequireCommand(t, "unshare")
@@ -76,7 +76,7 @@ func requireStrongSwan(t *testing.T) {
 	labtest.RequireCommand(t, charonPath)
 }
 
-func newSSLab(t *testing.T) *ssLab {
+func newSSLab(t testing.TB) *ssLab {
 	l := newSSLabTopo(t, false)
 	l.startCharon()
 	return l
@@ -86,7 +86,7 @@ func newSSLab(t *testing.T) *ssLab {
 // between h and s and masquerades h (nftables):
 //
 //	h va 198.51.100.1/24 -- vr1 198.51.100.254 [r, masquerade] vr2 203.0.113.254 -- vb 203.0.113.2/24 s
-func newSSLabTopo(t *testing.T, nat bool) *ssLab {
+func newSSLabTopo(t testing.TB, nat bool) *ssLab {
 	t.Helper()
 	labtest.RequireRoot(t)
 	if nat {
@@ -367,7 +367,7 @@ func (l *ssLab) pingInterval(count int, interval string) (int, error) {
 // ESP is decrypted with the installed child SAs and echo requests are
 // answered.
 type miniDataplane struct {
-	t          *testing.T
+	t          testing.TB
 	conn       *net.UDPConn
 	ins        *syncInstaller
 	mu         sync.Mutex
@@ -379,7 +379,7 @@ type miniDataplane struct {
 	keepalives int // NAT-T keepalives sent
 }
 
-func newMiniDataplane(t *testing.T, ns string, ins *syncInstaller) *miniDataplane {
+func newMiniDataplane(t testing.TB, ns string, ins *syncInstaller) *miniDataplane {
 	m := &miniDataplane{t: t, ins: ins, out: map[uint32]*espSA{}, in: map[uint32]*espSA{}}
 	err := netnsutil.Do(ns, func() error {
 		var err error
@@ -595,7 +595,11 @@ func (l *ssLab) setup(tc interopCase) (*Daemon, *syncInstaller, *miniDataplane) 
 	l.swanctl("--load-all", "--file", filepath.Join(l.conf, "swanctl.conf"))
 	ins := &syncInstaller{rec: newRecInstaller()}
 	dp := newMiniDataplane(t, l.h, ins)
-	d, err := NewDaemon(cfg, DaemonOptions{Installer: ins, SendNAT: dp.sendNAT, Log: testLogger(t, "havpn")})
+	opts := DaemonOptions{Installer: ins, SendNAT: dp.sendNAT, Log: testLogger(t, "havpn")}
+	if _, bench := t.(*testing.B); bench {
+		opts.Log = nil // measure the protocol, not the test log
+	}
+	d, err := NewDaemon(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -613,7 +617,7 @@ func (l *ssLab) setup(tc interopCase) (*Daemon, *syncInstaller, *miniDataplane) 
 }
 
 // waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -841,4 +845,59 @@ func TestInteropNAT(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(l.run, "charon.log")); err == nil && !strings.Contains(string(b), "remote host is behind NAT") {
 		t.Errorf("strongSwan did not see the NAT")
 	}
+}
+
+// BenchmarkInteropStrongSwanSetup measures IKE SA setups (with one child
+// SA, PSK, X25519) between havpn (initiator) and charon, one after the
+// other: each iteration is IKE_SA_INIT + IKE_AUTH, then the Delete. It
+// reports setups/s and the CPU time per setup of each side.
+func BenchmarkInteropStrongSwanSetup(b *testing.B) {
+	l := newSSLab(b)
+	tc := interopCase{auth: "psk", ssESP: "aes128gcm16", extra: func(c *Config) {
+		c.ESPProposals = []Proposal{mustProposal("aes128gcm16", false)}
+		c.Proposals = []Proposal{mustProposal("aes128gcm16-prfsha256-x25519", true)}
+		c.DPD = 0
+	}}
+	d, ins, _ := l.setup(tc)
+	ins.notify = make(chan struct{}, 1)
+	ctx := context.Background()
+	wait := func(n int) {
+		deadline := time.After(10 * time.Second)
+		for len(ins.snapshot()) != n {
+			select {
+			case <-ins.notify:
+			case <-deadline:
+				b.Fatalf("timed out waiting for %d child SAs", n)
+			}
+		}
+	}
+	cpu := func() (self, charon time.Duration) {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
+			self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		}
+		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", l.charon.Process.Pid)); err == nil {
+			f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+2:]))
+			var ut, stt int64
+			fmt.Sscan(f[11], &ut)
+			fmt.Sscan(f[12], &stt)
+			charon = time.Duration(ut+stt) * 10 * time.Millisecond // USER_HZ 100
+		}
+		return self, charon
+	}
+	s0, c0 := cpu()
+	for b.Loop() {
+		if err := d.Initiate(ctx, "ss"); err != nil {
+			b.Fatal(err)
+		}
+		wait(1)
+		if err := d.Terminate(ctx, "ss"); err != nil {
+			b.Fatal(err)
+		}
+		wait(0)
+	}
+	s1, c1 := cpu()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "setups/s")
+	b.ReportMetric(float64((s1-s0).Microseconds())/float64(b.N), "havpn-cpu-us/setup")
+	b.ReportMetric(float64((c1-c0).Microseconds())/float64(b.N), "charon-cpu-us/setup")
 }
