@@ -615,3 +615,23 @@ func TestTerminateAndInitiate(t *testing.T) {
 		t.Fatalf("Terminate(unknown) = %v", err)
 	}
 }
+
+func TestResponderPrefersSentKEGroup(t *testing.T) {
+	// B prefers ECP-384 but also accepts X25519, which A sends a KE for:
+	// no INVALID_KE_PAYLOAD round trip.
+	ca := pskConfig(addrA, addrB, "@a.example.net", "@b.example.net", true)
+	cb := pskConfig(addrB, addrA, "@b.example.net", "@a.example.net", false)
+	ca.Proposals = []Proposal{mustProposal("aes128gcm16-prfsha256-x25519", true), mustProposal("aes256gcm16-prfsha384-ecp384", true)}
+	cb.Proposals = []Proposal{mustProposal("aes256gcm16-prfsha384-ecp384", true), mustProposal("aes128gcm16-prfsha256-x25519", true)}
+	n, a, b := newTestNet(t, ca, cb)
+	n.advance(time.Second, 100*time.Millisecond)
+	ia, _ := established(t, a, b)
+	if ia.Proposal != "aes128gcm16-prfsha256-x25519" {
+		t.Fatalf("proposal %s", ia.Proposal)
+	}
+	for _, d := range n.sent {
+		if m, err := wire.Decode(stripMarker(d)); err == nil && wire.FindNotify(m.Payloads, wire.InvalidKEPayload) != nil {
+			t.Fatal("INVALID_KE_PAYLOAD sent")
+		}
+	}
+}

@@ -162,7 +162,14 @@ func (sa *ikeSA) acceptChild(now time.Time, ps []wire.Payload, inAuth bool, ni, 
 	if sai == nil || tsi == nil || tsr == nil {
 		return refuse(wire.InvalidSyntax, nil, "child SA request without SA/TSi/TSr")
 	}
-	prop, w, ok := selectProposal(e.cfg.ESPProposals, sai, wire.ProtoESP, inAuth)
+	var prop Proposal
+	var w wire.Proposal
+	var ok bool
+	if kei, _ := wire.Find(ps, wire.PayloadKE).(*wire.KE); kei != nil && !inAuth {
+		prop, w, ok = selectProposalKE(e.cfg.ESPProposals, sai, wire.ProtoESP, kei.Group)
+	} else {
+		prop, w, ok = selectProposal(e.cfg.ESPProposals, sai, wire.ProtoESP, inAuth)
+	}
 	if !ok || len(w.SPI) != 4 {
 		return refuse(wire.NoProposalChosen, nil, "no acceptable ESP proposal")
 	}
@@ -482,11 +489,15 @@ func (sa *ikeSA) handleIKERekey(now time.Time, ps []wire.Payload, sai *wire.SA, 
 	if sa.rekeying && sa.initiator {
 		return notify(wire.TemporaryFailure, nil)
 	}
-	prop, w, ok := selectProposal(e.cfg.Proposals, sai, wire.ProtoIKE, false)
+	kei, _ := wire.Find(ps, wire.PayloadKE).(*wire.KE)
+	var group uint16
+	if kei != nil {
+		group = kei.Group
+	}
+	prop, w, ok := selectProposalKE(e.cfg.Proposals, sai, wire.ProtoIKE, group)
 	if !ok || len(w.SPI) != 8 {
 		return notify(wire.NoProposalChosen, nil)
 	}
-	kei, _ := wire.Find(ps, wire.PayloadKE).(*wire.KE)
 	if kei == nil || kei.Group != prop.DH {
 		return notify(wire.InvalidKEPayload, binary.BigEndian.AppendUint16(nil, prop.DH))
 	}

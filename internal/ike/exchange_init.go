@@ -261,7 +261,7 @@ func (e *Engine) handleInitRequest(now time.Time, h wire.Header, pkt []byte, loc
 			return
 		}
 	}
-	prop, w, ok := selectProposal(e.cfg.Proposals, sai, wire.ProtoIKE, false)
+	prop, w, ok := selectProposalKE(e.cfg.Proposals, sai, wire.ProtoIKE, kei.Group)
 	if !ok {
 		e.log.Info("IKE_SA_INIT: no acceptable proposal", "peer", remote.String())
 		e.m.fail("no_proposal_chosen")

@@ -348,6 +348,23 @@ func selectProposal(ours []Proposal, sa *wire.SA, proto wire.ProtocolID, ignoreD
 	return Proposal{}, wire.Proposal{}, false
 }
 
+// selectProposalKE is selectProposal preferring, among acceptable
+// proposals, one whose key exchange group is the one the peer already sent
+// a KE payload for (saves the INVALID_KE_PAYLOAD round trip, RFC 7296
+// §1.2).
+func selectProposalKE(ours []Proposal, sa *wire.SA, proto wire.ProtocolID, group uint16) (Proposal, wire.Proposal, bool) {
+	var same []Proposal
+	for _, p := range ours {
+		if p.DH == group {
+			same = append(same, p)
+		}
+	}
+	if p, w, ok := selectProposal(same, sa, proto, false); ok {
+		return p, w, true
+	}
+	return selectProposal(ours, sa, proto, false)
+}
+
 // acceptChoice checks the responder's answer (RFC 7296 §2.7): exactly one
 // proposal, with one transform per type, equal to one we offered.
 func acceptChoice(ours []Proposal, sa *wire.SA, proto wire.ProtocolID, withDH bool) (Proposal, wire.Proposal, bool) {
