@@ -17,8 +17,9 @@ import (
 // self-referencing aliases, deep nesting) fails with an error instead of
 // exhausting memory or the stack.
 const (
-	maxNodes = 200_000
-	maxDepth = 64
+	maxNodes  = 200_000
+	maxDepth  = 64
+	maxErrors = 100
 )
 
 // pos is a 1-based line:column in the file.
@@ -48,8 +49,17 @@ func newDecoder(file string) *decoder {
 
 // fail records an error for field at p and marks the field as bad, so that
 // validation does not report it a second time.
+// After maxErrors errors it records one more saying so and stops the
+// decoder (tooBig), since later errors are likely consequences.
 func (d *decoder) fail(p pos, field, format string, args ...any) {
 	d.bad[field] = true
+	if d.tooBig {
+		return
+	}
+	if len(d.errs) == maxErrors {
+		d.tooBig = true
+		format, args = "too many errors (more than %d); fix these first", []any{maxErrors}
+	}
 	d.errs = append(d.errs, &Error{File: d.file, Line: p.line, Column: p.col, Field: field, Msg: fmt.Sprintf(format, args...)})
 }
 
@@ -174,8 +184,8 @@ func (d *decoder) decode(n ast.Node, v reflect.Value, field string, depth int) {
 	}
 	d.nodes++
 	if d.nodes > maxNodes || depth > maxDepth {
-		d.tooBig = true
 		d.fail(nodePos(n), field, "document too large or nested too deeply (aliases expand to more than %d values)", maxNodes)
+		d.tooBig = true
 		return
 	}
 	if _, seen := d.at[field]; !seen {
@@ -224,7 +234,7 @@ func (d *decoder) decode(n ast.Node, v reflect.Value, field string, depth int) {
 		if !ok {
 			return
 		}
-		if !strings.Contains(s, "/") {
+		if _, err := netip.ParseAddr(s); err == nil {
 			d.fail(p, field, "%q is not a prefix: the /length is missing", s)
 			return
 		}
@@ -389,7 +399,11 @@ func (d *decoder) decodeStruct(n ast.Node, v reflect.Value, field string, p pos,
 	case *ast.MappingValueNode:
 		pairs = []*ast.MappingValueNode{m}
 	default:
-		d.fail(p, field, "must be a mapping, not %s", kindOf(n))
+		if field == "" {
+			d.fail(p, field, "the file must be a mapping of fields (version: 1, node: ...), not %s", kindOf(n))
+		} else {
+			d.fail(p, field, "must be a mapping, not %s", kindOf(n))
+		}
 		return
 	}
 	fields := yamlFields(v.Type())

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -41,8 +42,19 @@ type Duration time.Duration
 // D returns d as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
-// String formats d like time.Duration.String.
-func (d Duration) String() string { return time.Duration(d).String() }
+// String formats d like time.Duration.String without zero minutes and
+// seconds after hours or minutes: "150ms", "2s", "1m30s", "4h", "1h30m".
+// time.ParseDuration reads it back.
+func (d Duration) String() string {
+	s := time.Duration(d).String()
+	if t, ok := strings.CutSuffix(s, "m0s"); ok {
+		s = t + "m"
+	}
+	if t, ok := strings.CutSuffix(s, "h0m"); ok {
+		s = t + "h"
+	}
+	return s
+}
 
 // MarshalText formats d like String, so that JSON output (havpn config show
 // -o json, the control socket) shows "150ms" as the YAML file does rather

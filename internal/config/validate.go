@@ -542,7 +542,7 @@ func (v *validator) resources() {
 			}
 		case ResourceIKE, ResourceBGP:
 			if j, dup := singles[r.Type]; dup {
-				v.errf(f+".type", "there is already a %s resource (resources[%d])", r.Type, j)
+				v.errf(f+".type", "a second %s resource (the first is resources[%d])", r.Type, j)
 			}
 			singles[r.Type] = i
 			if r.Type == ResourceIKE && c.IKE == nil {
@@ -793,7 +793,7 @@ func (v *validator) ike() {
 		for i, t := range c.Tunnels {
 			if t.Keying == KeyingIKE {
 				f := fmt.Sprintf("tunnels[%d].keying", i)
-				v.errAt(v.where(f), "ike", "required: %s (%s) has keying: ike", f, t.Name)
+				v.errAt(v.where(f), "ike", "required because tunnels[%d] (%s) has keying: ike", i, t.Name)
 				return
 			}
 		}
