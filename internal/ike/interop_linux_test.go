@@ -820,7 +820,9 @@ func TestHavpnPairNetns(t *testing.T) {
 // TestInteropNAT puts havpn behind an nftables masquerade: NAT detection,
 // IKE on 4500, ESP in UDP through the NAT mapping, keepalives.
 func TestInteropNAT(t *testing.T) {
+	requireStrongSwan(t)
 	l := newSSLabTopo(t, true)
+	l.startCharon()
 	d, ins, dp := l.setup(interopCase{auth: "ecdsa", initiator: true, extra: func(c *Config) { c.NATKeepalive = 500 * time.Millisecond }})
 	l.checkTunnel(d, ins, dp)
 	sas, err := d.SAs(context.Background())
