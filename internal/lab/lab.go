@@ -1,0 +1,253 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"golang.org/x/sys/unix"
+	"net"
+	"os/exec"
+
+	"github.com/havpn/havpn/internal/netnsutil"
+)
+
+// Lab is a lab that is up, opened from its state file.
+type Lab struct {
+	st *State
+}
+
+// Open opens the lab with this prefix.
+func Open(prefix string) (*Lab, error) {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	if err := requireRoot(); err != nil {
+		return nil, err
+	}
+	st, err := LoadState(prefix)
+	if err != nil {
+		return nil, err
+	}
+	return &Lab{st: st}, nil
+}
+
+// State returns the lab's state (do not modify it).
+func (l *Lab) State() *State { return l.st }
+
+// NS returns the namespace of a node.
+func (l *Lab) NS(node string) (string, error) {
+	ns, ok := l.st.Nodes[node]
+	if !ok || !isUserNode(node) {
+		return "", fmt.Errorf("no node %q in the lab (nodes: %v)", node, NodeNames())
+	}
+	return ns.NS, nil
+}
+
+// Socket returns a gateway daemon's control socket.
+func (l *Lab) Socket(node string) (string, error) {
+	if _, err := l.gateway(node); err != nil {
+		return "", err
+	}
+	return socketPath(l.st.Prefix, node), nil
+}
+
+func isUserNode(node string) bool {
+	for _, n := range NodeNames() {
+		if n == node {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *Lab) gateway(node string) (*NodeState, error) {
+	spec, ok := Spec(node)
+	if !ok || spec.Kind != KindGateway {
+		return nil, fmt.Errorf("%q is not a gateway (gateways: %v)", node, Gateways())
+	}
+	ns, ok := l.st.Nodes[node]
+	if !ok {
+		return nil, fmt.Errorf("%s: not in the lab's state", node)
+	}
+	return ns, nil
+}
+
+// port finds a node's interface.
+func port(node, iface string) (Port, error) {
+	spec, ok := Spec(node)
+	if !ok || spec.Kind == KindSwitch {
+		return Port{}, fmt.Errorf("no node %q in the lab (nodes: %v)", node, NodeNames())
+	}
+	var names []string
+	for _, p := range spec.Ports {
+		if p.Iface == iface {
+			return p, nil
+		}
+		names = append(names, p.Iface)
+	}
+	return Port{}, fmt.Errorf("%s has no interface %q (it has %v)", node, iface, names)
+}
+
+// setCable sets the switch side of a node's interface up or down.
+func (l *Lab) setCable(node, iface string, up bool) error {
+	p, err := port(node, iface)
+	if err != nil {
+		return err
+	}
+	h, err := netnsutil.Handle(l.st.Prefix + p.Switch)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	link, err := h.LinkByName(p.Peer)
+	if err != nil {
+		return fmt.Errorf("%s %s: switch port %s: %w", node, iface, p.Peer, err)
+	}
+	if up {
+		err = h.LinkSetUp(link)
+	} else {
+		err = h.LinkSetDown(link)
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s: switch port %s: %w", node, iface, p.Peer, err)
+	}
+	return nil
+}
+
+// Unplug pulls the cable of a node's interface: it reports NO-CARRIER.
+func (l *Lab) Unplug(node, iface string) error { return l.setCable(node, iface, false) }
+
+// Plug puts the cable back.
+func (l *Lab) Plug(node, iface string) error { return l.setCable(node, iface, true) }
+
+// Poweroff is machine death: every cable out, every process of the node
+// killed.
+func (l *Lab) Poweroff(node string) error {
+	spec, ok := Spec(node)
+	if !ok || spec.Kind == KindSwitch || spec.Kind == KindRouter {
+		return fmt.Errorf("%q: only gateways and hosts can be powered off", node)
+	}
+	for _, p := range spec.Ports {
+		if err := l.Unplug(node, p.Iface); err != nil {
+			return err
+		}
+	}
+	if err := killIn([]string{l.st.Nodes[node].NS}, 0); err != nil {
+		return err
+	}
+	l.st.Nodes[node].PoweredOff = true
+	return l.st.save()
+}
+
+// Poweron puts the cables back and starts the node's processes again.
+func (l *Lab) Poweron(ctx context.Context, node string) error {
+	spec, ok := Spec(node)
+	if !ok || spec.Kind == KindSwitch || spec.Kind == KindRouter {
+		return fmt.Errorf("%q: only gateways and hosts can be powered on", node)
+	}
+	ns := l.st.Nodes[node]
+	if alive(ns.EchoPID) || alive(ns.DaemonPID) {
+		return fmt.Errorf("%s is not powered off", node)
+	}
+	for _, p := range spec.Ports {
+		if err := l.Plug(node, p.Iface); err != nil {
+			return err
+		}
+	}
+	if err := startEcho(l.st, node); err != nil {
+		return err
+	}
+	ns.PoweredOff = false
+	if spec.Kind == KindGateway && l.st.Daemons {
+		return l.Restart(ctx, node)
+	}
+	return l.st.save()
+}
+
+// Command returns cmd set up to run argv inside a node's namespace; start
+// it with Start.
+func (l *Lab) Command(node string, argv ...string) (*exec.Cmd, error) {
+	if _, err := l.NS(node); err != nil {
+		return nil, err
+	}
+	if len(argv) == 0 {
+		return nil, fmt.Errorf("no command to run in %s", node)
+	}
+	return exec.Command(argv[0], argv[1:]...), nil
+}
+
+// Start starts a command made by Command inside the node.
+func (l *Lab) Start(node string, cmd *exec.Cmd) error {
+	ns, err := l.NS(node)
+	if err != nil {
+		return err
+	}
+	return netnsutil.Start(ns, cmd)
+}
+
+// NodeStatus is one line of `lab status`.
+type NodeStatus struct {
+	Node       string            `json:"node"`
+	Kind       string            `json:"kind"`
+	NS         string            `json:"ns"`
+	PoweredOff bool              `json:"powered_off"`
+	DaemonPID  int               `json:"daemon_pid,omitempty"`
+	Daemon     string            `json:"daemon,omitempty"` // running, frozen, dead
+	Socket     string            `json:"socket,omitempty"`
+	Links      map[string]string `json:"links"` // iface -> "up", "no-carrier", "down"
+}
+
+// Status lists every node with its processes and links.
+func (l *Lab) Status() ([]NodeStatus, error) {
+	var out []NodeStatus
+	for _, name := range NodeNames() {
+		spec, _ := Spec(name)
+		ns := l.st.Nodes[name]
+		if ns == nil {
+			continue
+		}
+		s := NodeStatus{Node: name, Kind: spec.Kind, NS: ns.NS, PoweredOff: ns.PoweredOff, Links: map[string]string{}}
+		if spec.Kind == KindGateway && l.st.Daemons {
+			s.DaemonPID, s.Socket, s.Daemon = ns.DaemonPID, ns.Socket, procState(ns.DaemonPID)
+		}
+		if err := linkStates(ns.NS, spec, s.Links); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func procState(pid int) string {
+	switch {
+	case !alive(pid):
+		return "dead"
+	case isStopped(pid):
+		return "frozen"
+	}
+	return "running"
+}
+
+func linkStates(ns string, spec NodeSpec, into map[string]string) error {
+	h, err := netnsutil.Handle(ns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	for _, p := range spec.Ports {
+		link, err := h.LinkByName(p.Iface)
+		if err != nil {
+			into[p.Iface] = "missing"
+			continue
+		}
+		a := link.Attrs()
+		switch {
+		case a.Flags&net.FlagUp == 0:
+			into[p.Iface] = "down"
+		case a.RawFlags&unix.IFF_LOWER_UP == 0:
+			into[p.Iface] = "no-carrier"
+		default:
+			into[p.Iface] = "up"
+		}
+	}
+	return nil
+}
