@@ -14,6 +14,7 @@ import (
 	"github.com/havpn/havpn/internal/netnsutil"
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
 )
 
 // ProbeOptions configure a probe.
@@ -61,6 +62,10 @@ type ProbeResult struct {
 }
 
 const probeHeader = 16 // seq (8) + magic (8)
+
+// probeSockBuf is the receive buffer of probe and echo sockets (capped by
+// net.core.rmem_max unless root, which the lab is).
+const probeSockBuf = 8 << 20
 
 const probeMagic = 0x68617670_6e707262 // "havpnprb"
 
@@ -139,6 +144,7 @@ func openProbe(o ProbeOptions) (probeConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	setRcvBuf(uc)
 	return &udpProbe{uc: uc, to: net.UDPAddrFromAddrPort(netip.AddrPortFrom(o.To, uint16(o.Port)))}, nil
 }
 
@@ -331,6 +337,9 @@ func Echo(ctx context.Context, port int) error {
 	if err != nil {
 		return fmt.Errorf("echo responder: %w", err)
 	}
+	// A deep buffer rides out scheduling stalls of the responder (a loaded
+	// machine) without dropping, so losses are the network's.
+	setRcvBuf(uc)
 	go func() { <-ctx.Done(); uc.Close() }()
 	buf := make([]byte, 65536)
 	for {
@@ -343,4 +352,18 @@ func Echo(ctx context.Context, port int) error {
 		}
 		uc.WriteToUDPAddrPort(buf[:n], from)
 	}
+}
+
+// setRcvBuf gives a UDP socket a deep receive buffer; SO_RCVBUFFORCE (root)
+// passes net.core.rmem_max.
+func setRcvBuf(uc *net.UDPConn) {
+	rc, err := uc.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) {
+		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, probeSockBuf) != nil {
+			uc.SetReadBuffer(probeSockBuf)
+		}
+	})
 }
