@@ -69,8 +69,10 @@ type Child struct {
 // tunnel's sending SA. ActivateOutbound switches sending to the outbound
 // SA with SPI outSPI installed earlier. RemoveChild deletes both
 // directions of a child; removing the SA that is currently sending leaves
-// the tunnel without one until the next InstallChild. Errors are logged by
-// the Engine, which then deletes the child SA with the peer.
+// the tunnel without one until the next InstallChild. An InstallChild error
+// refuses the child (TEMPORARY_FAILURE to the peer's request; our own
+// request is retried later, or for the first child the IKE SA is
+// restarted); ActivateOutbound and RemoveChild errors are only logged.
 type SAInstaller interface {
 	InstallChild(c Child) error
 	ActivateOutbound(tunnel string, outSPI uint32) error
