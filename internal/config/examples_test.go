@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -184,4 +185,59 @@ func TestExampleSecretMode(t *testing.T) {
 	if !errors.Is(func() error { _, err := ReadSecret(key); return err }(), ErrSecretMode) {
 		t.Error("ReadSecret accepts the 0644 key")
 	}
+}
+
+// TestDocs keeps docs/CONFIG.md true to the code: its seed example is the
+// seed example file (same hash), and it names every field of the schema.
+func TestDocs(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "CONFIG.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := examplesTree(t)
+	_, block, ok := strings.Cut(string(doc), "```yaml\n")
+	block, _, ok2 := strings.Cut(block, "```")
+	if !ok || !ok2 {
+		t.Fatal("docs/CONFIG.md has no yaml block")
+	}
+	fromDoc, err := Parse(filepath.Join(dir, "seed", "from-doc.yaml"), []byte(block))
+	if err != nil {
+		t.Fatalf("the seed example in docs/CONFIG.md is invalid: %v", err)
+	}
+	seed, err := Load(filepath.Join(dir, "seed", "s1gw1.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fromDoc.Hash() != seed.Hash() {
+		a, _ := fromDoc.Marshal()
+		b, _ := seed.Marshal()
+		t.Errorf("the seed example in docs/CONFIG.md differs from examples/seed/s1gw1.yaml:\n%s\n---\n%s", a, b)
+	}
+	var walk func(t reflect.Type)
+	seen := map[reflect.Type]bool{}
+	walk = func(typ reflect.Type) {
+		for typ.Kind() == reflect.Pointer || typ.Kind() == reflect.Slice {
+			typ = typ.Elem()
+		}
+		if typ.Kind() != reflect.Struct || seen[typ] || typ.PkgPath() != reflect.TypeFor[Config]().PkgPath() {
+			return
+		}
+		seen[typ] = true
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name == "-" {
+				continue
+			}
+			described := false
+			for _, form := range []string{"`" + name + "`", "." + name + "`", "`" + name + ".", "## " + name + "\n"} {
+				described = described || strings.Contains(string(doc), form)
+			}
+			if !described {
+				t.Errorf("docs/CONFIG.md does not describe %s.%s (`%s`)", typ.Name(), f.Name, name)
+			}
+			walk(f.Type)
+		}
+	}
+	walk(reflect.TypeFor[Config]())
 }

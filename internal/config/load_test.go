@@ -345,7 +345,8 @@ func TestErrorString(t *testing.T) {
 			`havpn.yaml:12:13: tunnels[0].remote: "216.1.1.300" is not an IP address`},
 		{"no field", Error{"havpn.yaml", 1, 1, "", "yaml: oops"}, "havpn.yaml:1:1: yaml: oops"},
 		{"no position", Error{"havpn.yaml", 0, 0, "", "too big"}, "havpn.yaml: too big"},
-		{"no file", Error{"", 2, 3, "a", "b"}, ":2:3: a: b"},
+		{"no file", Error{"", 2, 3, "a", "b"}, "2:3: a: b"},
+		{"only a message", Error{Msg: "m"}, "m"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
