@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -364,5 +365,36 @@ func TestLoadMissingFile(t *testing.T) {
 	}
 	if Errors(err) != nil {
 		t.Errorf("an I/O error holds *Error values: %v", Errors(err))
+	}
+}
+
+// TestJSON checks that a Config survives JSON (havpn config show -o json,
+// the control socket) and that JSON uses the YAML field names and
+// duration strings.
+func TestJSON(t *testing.T) {
+	tree := testTree(t)
+	c, err := Load(filepath.Join(tree, "valid", "full.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"node_id":1`, `"keepalive":"20ms"`, `"ike_lifetime":"8h"`, `"peer_address":"172.16.0.2"`, `"gre_key":3`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("JSON lacks %s: %s", want, b)
+		}
+	}
+	if strings.Contains(string(b), `"Path"`) {
+		t.Errorf("JSON has Path: %s", b)
+	}
+	var back Config
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	back.Path = c.Path
+	if d := cmp.Diff(c, &back, equateAddrs); d != "" {
+		t.Errorf("JSON round trip (-want +got):\n%s", d)
 	}
 }

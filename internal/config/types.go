@@ -28,8 +28,8 @@ type Config struct {
 	Control   Control    `yaml:"control" json:"control"`
 	Metrics   Metrics    `yaml:"metrics" json:"metrics"`
 	Cluster   *Cluster   `yaml:"cluster,omitempty" json:"cluster,omitzero"`
-	Resources []Resource `yaml:"resources" json:"resources"`
-	Tunnels   []Tunnel   `yaml:"tunnels" json:"tunnels"`
+	Resources []Resource `yaml:"resources" json:"resources,omitzero"`
+	Tunnels   []Tunnel   `yaml:"tunnels" json:"tunnels,omitzero"`
 	IKE       *IKE       `yaml:"ike,omitempty" json:"ike,omitzero"`
 	BGP       *BGP       `yaml:"bgp,omitempty" json:"bgp,omitzero"`
 	StateSync *StateSync `yaml:"statesync,omitempty" json:"statesync,omitzero"`
@@ -102,10 +102,10 @@ type Cluster struct {
 	AuthKeyFile  string       `yaml:"auth_key_file" json:"auth_key_file"` // absolute after Load; HMAC-SHA256 key, secret
 	Port         uint16       `yaml:"port" json:"port"`                   // UDP
 	Timers       Timers       `yaml:"timers" json:"timers"`
-	Peers        []Peer       `yaml:"peers" json:"peers"`
-	Links        []Link       `yaml:"links" json:"links"`
-	PingNodes    []netip.Addr `yaml:"ping_nodes" json:"ping_nodes"`
-	Monitor      []string     `yaml:"monitor" json:"monitor"` // interfaces whose carrier is watched
+	Peers        []Peer       `yaml:"peers" json:"peers,omitzero"`
+	Links        []Link       `yaml:"links" json:"links,omitzero"`
+	PingNodes    []netip.Addr `yaml:"ping_nodes" json:"ping_nodes,omitzero"`
+	Monitor      []string     `yaml:"monitor" json:"monitor,omitzero"` // interfaces whose carrier is watched
 	GARP         GARP         `yaml:"garp" json:"garp"`
 	LockMemory   bool         `yaml:"lock_memory" json:"lock_memory"`
 	Realtime     bool         `yaml:"realtime" json:"realtime"`
@@ -261,8 +261,8 @@ type IKE struct {
 	KeyFile       string   `yaml:"key_file,omitempty" json:"key_file,omitzero"`   // cert; secret; absolute after Load
 	CAFile        string   `yaml:"ca_file,omitempty" json:"ca_file,omitzero"`     // cert; absolute after Load
 	PSKFile       string   `yaml:"psk_file,omitempty" json:"psk_file,omitzero"`   // psk; secret; absolute after Load
-	Proposals     []string `yaml:"proposals" json:"proposals"`
-	ESPProposals  []string `yaml:"esp_proposals" json:"esp_proposals"`
+	Proposals     []string `yaml:"proposals" json:"proposals,omitzero"`
+	ESPProposals  []string `yaml:"esp_proposals" json:"esp_proposals,omitzero"`
 	IKELifetime   Duration `yaml:"ike_lifetime" json:"ike_lifetime"`
 	ChildLifetime Duration `yaml:"child_lifetime" json:"child_lifetime"`
 	RekeyMargin   Duration `yaml:"rekey_margin" json:"rekey_margin"`
@@ -276,10 +276,10 @@ type BGP struct {
 	RouterID     netip.Addr     `yaml:"router_id" json:"router_id"`     // IPv4
 	AlwaysOn     bool           `yaml:"always_on" json:"always_on"`     // false: runs only while active
 	ListenPort   int32          `yaml:"listen_port" json:"listen_port"` // -1 = no listener
-	Neighbors    []Neighbor     `yaml:"neighbors" json:"neighbors"`
-	Networks     []netip.Prefix `yaml:"networks" json:"networks"`
-	Redistribute []Redistribute `yaml:"redistribute" json:"redistribute"`
-	PrefixLists  []PrefixList   `yaml:"prefix_lists" json:"prefix_lists"`
+	Neighbors    []Neighbor     `yaml:"neighbors" json:"neighbors,omitzero"`
+	Networks     []netip.Prefix `yaml:"networks" json:"networks,omitzero"`
+	Redistribute []Redistribute `yaml:"redistribute" json:"redistribute,omitzero"`
+	PrefixLists  []PrefixList   `yaml:"prefix_lists" json:"prefix_lists,omitzero"`
 	FIB          FIB            `yaml:"fib" json:"fib"`
 }
 
@@ -316,7 +316,7 @@ type Redistribute struct {
 // PrefixList is an ordered list of prefix rules; first match wins.
 type PrefixList struct {
 	Name  string       `yaml:"name" json:"name"`
-	Rules []PrefixRule `yaml:"rules" json:"rules"`
+	Rules []PrefixRule `yaml:"rules" json:"rules,omitzero"`
 }
 
 // Action is a prefix rule's verdict.
