@@ -158,7 +158,7 @@ func TestDaemonInNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfgText := string(example) + fmt.Sprintf("control:\n  socket: %s\nmetrics:\n  listen: 127.0.0.1:9740\n", sock)
+	cfgText := string(example) + fmt.Sprintf("log:\n  level: info\ncontrol:\n  socket: %s\nmetrics:\n  listen: 127.0.0.1:9740\n", sock)
 	cfgPath := filepath.Join(dir, "havpn.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
 		t.Fatal(err)
@@ -174,11 +174,12 @@ func TestDaemonInNamespace(t *testing.T) {
 	if err := netnsutil.Start(ns, cmd); err != nil {
 		t.Fatalf("starting daemon in %s: %v", ns, err)
 	}
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
+	var waitErr error
+	exited := make(chan struct{})
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
-		<-waited
+		<-exited
 		if t.Failed() {
 			b, _ := os.ReadFile(logPath)
 			t.Logf("daemon log:\n%s", b)
@@ -240,9 +241,9 @@ func TestDaemonInNamespace(t *testing.T) {
 
 	cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-waited:
-		if err != nil {
-			t.Errorf("daemon exit after SIGTERM: %v, want status 0", err)
+	case <-exited:
+		if waitErr != nil {
+			t.Errorf("daemon exit after SIGTERM: %v, want status 0", waitErr)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("daemon did not exit within 10s of SIGTERM")
