@@ -38,4 +38,6 @@ $H lab plug --prefix "$P" s1gw1 lan0
 wait $probe
 
 say "Not in this demo yet: cluster failover, the tunnel, IKE, BGP (see README)"
-[ "${KEEP:-0}" = 1 ] && echo "lab kept up (KEEP=1); remove it with: $H lab down --prefix $P"
+if [ "${KEEP:-0}" = 1 ]; then
+	echo "lab kept up (KEEP=1); remove it with: $H lab down --prefix $P"
+fi
