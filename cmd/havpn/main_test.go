@@ -16,6 +16,7 @@ import (
 
 	"github.com/havpn/havpn/internal/lab/labtest"
 	"github.com/havpn/havpn/internal/netnsutil"
+	"github.com/vishvananda/netlink"
 )
 
 var (
@@ -158,7 +159,9 @@ func TestDaemonInNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfgText := string(example) + fmt.Sprintf("log:\n  level: info\ncontrol:\n  socket: %s\nmetrics:\n  listen: 127.0.0.1:9740\n", sock)
+	addVeth(t, ns, "v0", "v1")
+	cfgText := string(example) + fmt.Sprintf("log:\n  level: info\ncontrol:\n  socket: %s\nmetrics:\n  listen: 127.0.0.1:9740\n", sock) +
+		"resources:\n  - name: lanvip\n    type: vip\n    address: 192.0.2.1/24\n    interface: v0\n"
 	cfgPath := filepath.Join(dir, "havpn.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
 		t.Fatal(err)
@@ -205,8 +208,12 @@ func TestDaemonInNamespace(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if out, _, code := runCLI(t, "--socket", sock, "status"); code != 0 || !strings.Contains(out, "Role:") {
+	if out, _, code := runCLI(t, "--socket", sock, "status"); code != 0 || !strings.Contains(out, "lanvip") {
 		t.Errorf("status table: exit %d:\n%s", code, out)
+	}
+	// Standalone: the resource group starts at once, so the VIP is there.
+	if !hasAddr(t, ns, "v0", "192.0.2.1") {
+		t.Error("standalone daemon did not add its VIP 192.0.2.1 to v0")
 	}
 
 	reloads := func() float64 {
@@ -251,4 +258,52 @@ func TestDaemonInNamespace(t *testing.T) {
 	if _, err := os.Stat(sock); !os.IsNotExist(err) {
 		t.Errorf("control socket left behind after exit: %v", err)
 	}
+	if hasAddr(t, ns, "v0", "192.0.2.1") {
+		t.Error("VIP left on v0 after SIGTERM: the drain did not release it")
+	}
+}
+
+// addVeth makes a veth pair inside ns, both ends up.
+func addVeth(t *testing.T, ns, a, b string) {
+	t.Helper()
+	h, err := netnsutil.Handle(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: a}, PeerName: b}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{a, b} {
+		l, err := h.LinkByName(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.LinkSetUp(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func hasAddr(t *testing.T, ns, iface, ip string) bool {
+	t.Helper()
+	h, err := netnsutil.Handle(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	l, err := h.LinkByName(iface)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs, err := h.AddrList(l, netlink.FAMILY_ALL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if a.IP.String() == ip {
+			return true
+		}
+	}
+	return false
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"time"
 
 	"github.com/havpn/havpn/internal/daemon"
 )
@@ -20,5 +22,24 @@ func statusTable(raw json.RawMessage, t *table) error {
 	if s.Config.LastReload != "" {
 		t.row("Last reload:", s.Config.LastReload)
 	}
+	t.row("")
+	t.row("RESOURCE", "TYPE", "STATE", "SINCE", "ERROR")
+	for _, r := range s.Resources {
+		t.row(r.Name, r.Type, r.State, since(r.Since), r.Error)
+	}
+	if tl := s.LastTransition; tl.Op != "" {
+		t.row("")
+		t.row(fmt.Sprintf("Last transition: %s at %s, %s, took %s", tl.Op, tl.Started.Format(time.TimeOnly), tl.Result, tl.Duration))
+		for _, st := range tl.Steps {
+			t.row("  "+st.Op, st.Resource, st.Result, st.Duration, st.Error)
+		}
+	}
 	return nil
+}
+
+func since(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return time.Since(t).Round(time.Millisecond).String() + " ago"
 }

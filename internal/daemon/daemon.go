@@ -55,6 +55,11 @@ type Daemon struct {
 	loadedAt    time.Time
 	reloads     int
 	lastReload  string // result of the last reload, for status
+	role        string
+	roleReason  string
+	roleSince   time.Time
+
+	parts *parts // set by Run before serving, read-only afterwards
 }
 
 type daemonMetrics struct {
@@ -108,15 +113,22 @@ func (d *Daemon) MetricsAddr() net.Addr {
 // error only if something failed to start or a server died.
 func (d *Daemon) Run(ctx context.Context) error {
 	cfg := d.Config()
-	srv, err := ctl.Listen(cfg.Control.Socket, d.log.With("component", "ctl"))
+	p, err := d.buildParts(cfg)
 	if err != nil {
 		return err
+	}
+	d.mu.Lock()
+	d.parts = p
+	d.mu.Unlock()
+	srv, err := ctl.Listen(cfg.Control.Socket, d.log.With("component", "ctl"))
+	if err != nil {
+		return errors.Join(err, p.close())
 	}
 	d.registerHandlers(srv)
 	var ms *metrics.Server
 	if cfg.Metrics.Listen != "" {
 		if ms, err = metrics.Listen(cfg.Metrics.Listen, d.reg, d.log.With("component", "metrics")); err != nil {
-			return errors.Join(err, srv.Close())
+			return errors.Join(err, srv.Close(), p.close())
 		}
 	}
 
@@ -141,6 +153,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	close(d.ready)
 	d.notifyf("READY=1\nSTATUS=running\nMAINPID=%d", os.Getpid())
+	if cfg.Cluster == nil {
+		if err := d.becomeActive(ctx, "standalone: no cluster configured"); err != nil {
+			d.log.Error("starting the resource group", "err", err)
+		}
+	} else {
+		d.setRole("standby", "the heartbeat cluster is not wired into the daemon yet: never takes over")
+	}
 
 	var runErr error
 	select {
@@ -159,7 +178,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // drain releases what the daemon holds (VIPs, routes, SAs) before exit.
 func (d *Daemon) drain(ctx context.Context) error {
-	return nil
+	err := d.release(ctx, "shutting down")
+	return errors.Join(err, d.parts.close())
 }
 
 // Reload loads the config file again. A config that fails validation
@@ -220,6 +240,7 @@ func checkReloadable(old, next *config.Config) error {
 	if old.Log.Format != next.Log.Format {
 		errs = append(errs, fmt.Errorf("log.format: changing it needs a restart"))
 	}
+	errs = append(errs, checkRestartOnly(old, next)...)
 	return errors.Join(errs...)
 }
 

@@ -8,19 +8,25 @@ import (
 
 	"github.com/havpn/havpn/internal/buildinfo"
 	"github.com/havpn/havpn/internal/ctl"
+	"github.com/havpn/havpn/internal/resources"
 )
 
 // Status is the reply to `havpn status`.
 type Status struct {
-	Node    string       `json:"node"`
-	Site    string       `json:"site"`
-	Version string       `json:"version"`
-	PID     int          `json:"pid"`
-	Started time.Time    `json:"started"`
-	Uptime  string       `json:"uptime"`
-	Role    string       `json:"role"`
-	Reason  string       `json:"reason"`
-	Config  ConfigStatus `json:"config"`
+	Node      string             `json:"node"`
+	Site      string             `json:"site"`
+	Version   string             `json:"version"`
+	PID       int                `json:"pid"`
+	Started   time.Time          `json:"started"`
+	Uptime    string             `json:"uptime"`
+	Role      string             `json:"role"`
+	Reason    string             `json:"reason"`
+	RoleSince time.Time          `json:"role_since"`
+	Config    ConfigStatus       `json:"config"`
+	Resources []resources.Status `json:"resources"`
+	// LastTransition is the resource group's last start or stop, step by
+	// step with durations.
+	LastTransition resources.Timeline `json:"last_transition"`
 }
 
 // ConfigStatus describes the running config.
@@ -76,18 +82,24 @@ func (d *Daemon) handleLogLevel(_ context.Context, args json.RawMessage) (any, e
 func (d *Daemon) Status() Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return Status{
-		Node:    d.cfg.Node.Name,
-		Site:    d.cfg.Node.Site,
-		Version: buildinfo.String(),
-		PID:     os.Getpid(),
-		Started: d.started,
-		Uptime:  time.Since(d.started).Round(time.Second).String(),
-		Role:    "active",
-		Reason:  "standalone: no cluster wired yet",
+	st := Status{
+		Node:      d.cfg.Node.Name,
+		Site:      d.cfg.Node.Site,
+		Version:   buildinfo.String(),
+		PID:       os.Getpid(),
+		Started:   d.started,
+		Uptime:    time.Since(d.started).Round(time.Second).String(),
+		Role:      d.role,
+		Reason:    d.roleReason,
+		RoleSince: d.roleSince,
 		Config: ConfigStatus{
 			Path: d.cfg.Path, Hash: d.cfg.Hash(), LoadedAt: d.loadedAt,
 			Reloads: d.reloads, LastReload: d.lastReload,
 		},
 	}
+	if d.parts != nil {
+		st.Resources = d.parts.group.Snapshot()
+		st.LastTransition = d.parts.group.Timeline()
+	}
+	return st
 }

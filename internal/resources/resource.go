@@ -54,6 +54,17 @@ func (s State) String() string {
 // MarshalText renders the state by name (in JSON too).
 func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
+// UnmarshalText parses a state name, so clients can decode status JSON.
+func (s *State) UnmarshalText(b []byte) error {
+	for st := StateUnknown; st <= StateFailed; st++ {
+		if st.String() == string(b) {
+			*s = st
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown resource state %q", b)
+}
+
 // Starter is what other parts (tunnel, ike, bgp) implement to be driven as a
 // resource. Start and Stop have the same contract as in Resource.
 type Starter interface {

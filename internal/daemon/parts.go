@@ -1,0 +1,96 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/havpn/havpn/internal/config"
+	"github.com/havpn/havpn/internal/resources"
+	"github.com/havpn/havpn/internal/vip"
+)
+
+// parts are the components built from the config, owned by Run.
+type parts struct {
+	vipNL *vip.Netlink
+	group *resources.Group
+}
+
+// buildParts makes the resource group (VIPs, scripts, and stand-ins for
+// parts not wired yet).
+func (d *Daemon) buildParts(cfg *config.Config) (*parts, error) {
+	nl, err := vip.NewNetlink("")
+	if err != nil {
+		return nil, fmt.Errorf("vip backend: %w", err)
+	}
+	vm, err := vip.NewMetrics(d.reg)
+	if err != nil {
+		nl.Close()
+		return nil, err
+	}
+	garp := config.GARP{Count: 5, Interval: config.Duration(20 * time.Millisecond)}
+	if cfg.Cluster != nil {
+		garp = cfg.Cluster.GARP
+	}
+	log := d.log
+	g, err := resources.NewGroup(cfg.Resources, resources.NewFactory(resources.Deps{
+		Log: log, Addrs: nl, Announcer: nl, VIPMetrics: vm, GARP: garp,
+	}), resources.Options{Log: log, Registerer: d.reg})
+	if err != nil {
+		nl.Close()
+		return nil, fmt.Errorf("resource group: %w", err)
+	}
+	return &parts{vipNL: nl, group: g}, nil
+}
+
+// close releases what the parts hold after the group is stopped.
+func (p *parts) close() error { return p.vipNL.Close() }
+
+// becomeActive starts the resource group in order; a failure has already
+// been rolled back by the group.
+func (d *Daemon) becomeActive(ctx context.Context, reason string) error {
+	d.setRole("active", reason)
+	if err := d.parts.group.Start(ctx); err != nil {
+		d.setRole("failed", "resource group failed to start: "+err.Error())
+		return err
+	}
+	return nil
+}
+
+// release stops the resource group in reverse order.
+func (d *Daemon) release(ctx context.Context, reason string) error {
+	err := d.parts.group.Stop(ctx)
+	d.setRole("standby", reason)
+	return err
+}
+
+func (d *Daemon) setRole(role, reason string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.role, d.roleReason, d.roleSince = role, reason, time.Now()
+	d.log.Info("role", "role", role, "reason", reason)
+}
+
+// checkRestartOnly refuses changes to sections that are built once at
+// start: applying them live is not implemented yet, and half-applying them
+// would be worse.
+func checkRestartOnly(old, next *config.Config) []error {
+	var errs []error
+	for _, f := range []struct {
+		name string
+		a, b any
+	}{
+		{"cluster", old.Cluster, next.Cluster},
+		{"resources", old.Resources, next.Resources},
+		{"tunnels", old.Tunnels, next.Tunnels},
+		{"ike", old.IKE, next.IKE},
+		{"bgp", old.BGP, next.BGP},
+		{"statesync", old.StateSync, next.StateSync},
+	} {
+		if !reflect.DeepEqual(f.a, f.b) {
+			errs = append(errs, fmt.Errorf("%s: changing it needs a restart (live reload of this section is not implemented yet)", f.name))
+		}
+	}
+	return errs
+}
