@@ -90,21 +90,29 @@ func newLabStatusCmd(g *globals, open func() (*lab.Lab, error)) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			st, err := l.Status()
+			st, err := l.Status(cmd.Context())
 			if err != nil {
 				return err
 			}
 			return render(cmd.OutOrStdout(), g.output, st, func(t *table) {
-				t.row("NODE", "KIND", "NAMESPACE", "DAEMON", "LINKS")
+				t.row("NODE", "KIND", "NAMESPACE", "ECHO", "DAEMON", "LINKS")
 				for _, n := range st {
-					d := "-"
+					echo, d := "-", "-"
+					if n.EchoPID != 0 {
+						echo = fmt.Sprintf("pid %d", n.EchoPID)
+					}
 					if n.Daemon != "" {
 						d = fmt.Sprintf("%s (pid %d)", n.Daemon, n.DaemonPID)
+						if n.Ready {
+							d += ", answers"
+						} else if n.Daemon == "running" {
+							d += ", not answering"
+						}
 					}
 					if n.PoweredOff {
 						d = "powered off"
 					}
-					t.row(n.Node, n.Kind, n.NS, d, links(n.Links))
+					t.row(n.Node, n.Kind, n.NS, echo, d, links(n.Links))
 				}
 			})
 		},
@@ -188,6 +196,9 @@ func newLabProbeCmd(g *globals, open func() (*lab.Lab, error)) *cobra.Command {
 				return usageError{fmt.Errorf("--to %q: not an IP address", to)}
 			}
 			o.To = a
+			if o.Duration == 0 {
+				o.Duration = -1 // until interrupted
+			}
 			l, err := open()
 			if err != nil {
 				return err
@@ -204,7 +215,7 @@ func newLabProbeCmd(g *globals, open func() (*lab.Lab, error)) *cobra.Command {
 	c.Flags().StringVar(&o.From, "from", "", "node that sends (required)")
 	c.Flags().StringVar(&to, "to", "", "destination address (required)")
 	c.Flags().DurationVar(&o.Interval, "interval", time.Millisecond, "time between packets")
-	c.Flags().DurationVar(&o.Duration, "duration", 5*time.Second, "how long to send")
+	c.Flags().DurationVar(&o.Duration, "duration", 5*time.Second, "how long to send (0: until interrupted)")
 	c.Flags().BoolVar(&o.ICMP, "icmp", false, "ICMP echo instead of UDP to the lab's echo responder")
 	c.Flags().IntVar(&o.Size, "size", 64, "payload bytes")
 	c.MarkFlagRequired("from")

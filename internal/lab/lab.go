@@ -1,13 +1,17 @@
 package lab
 
 import (
+	"bytes"
 	"context"
 	"fmt"
-	"golang.org/x/sys/unix"
 	"net"
 	"os/exec"
+	"syscall"
+	"time"
 
+	"github.com/havpn/havpn/internal/ctl"
 	"github.com/havpn/havpn/internal/netnsutil"
+	"golang.org/x/sys/unix"
 )
 
 // Lab is a lab that is up, opened from its state file.
@@ -119,8 +123,9 @@ func (l *Lab) Unplug(node, iface string) error { return l.setCable(node, iface, 
 // Plug puts the cable back.
 func (l *Lab) Plug(node, iface string) error { return l.setCable(node, iface, true) }
 
-// Poweroff is machine death: every cable out, every process of the node
-// killed.
+// Poweroff is machine death: every cable of the node pulled, then every
+// process in its namespace (daemon, echo responder, anything started with
+// Exec) SIGKILLed at once, with no SIGTERM to shut down gracefully on.
 func (l *Lab) Poweroff(node string) error {
 	spec, ok := Spec(node)
 	if !ok || spec.Kind == KindSwitch || spec.Kind == KindRouter {
@@ -131,14 +136,15 @@ func (l *Lab) Poweroff(node string) error {
 			return err
 		}
 	}
-	if err := killIn([]string{l.st.Nodes[node].NS}, 0); err != nil {
+	if err := killIn([]string{l.st.Nodes[node].NS}, syscall.SIGKILL, 0); err != nil {
 		return err
 	}
 	l.st.Nodes[node].PoweredOff = true
 	return l.st.save()
 }
 
-// Poweron puts the cables back and starts the node's processes again.
+// Poweron puts the cables back and starts the node's echo responder and,
+// on a gateway of a lab with daemons, its daemon, waiting until it answers.
 func (l *Lab) Poweron(ctx context.Context, node string) error {
 	spec, ok := Spec(node)
 	if !ok || spec.Kind == KindSwitch || spec.Kind == KindRouter {
@@ -184,20 +190,60 @@ func (l *Lab) Start(node string, cmd *exec.Cmd) error {
 	return netnsutil.Start(ns, cmd)
 }
 
-// NodeStatus is one line of `lab status`.
-type NodeStatus struct {
-	Node       string            `json:"node"`
-	Kind       string            `json:"kind"`
-	NS         string            `json:"ns"`
-	PoweredOff bool              `json:"powered_off"`
-	DaemonPID  int               `json:"daemon_pid,omitempty"`
-	Daemon     string            `json:"daemon,omitempty"` // running, frozen, dead
-	Socket     string            `json:"socket,omitempty"`
-	Links      map[string]string `json:"links"` // iface -> "up", "no-carrier", "down"
+// Exec runs argv inside a node's namespace, waits for it and returns its
+// combined output. A command that exits non-zero gives an *exec.ExitError
+// (wrapped) along with its output. ctx kills the command.
+func (l *Lab) Exec(ctx context.Context, node string, argv ...string) ([]byte, error) {
+	if _, err := l.Command(node, argv...); err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := l.Start(node, cmd); err != nil {
+		return nil, fmt.Errorf("%s: starting %s: %w", node, argv[0], err)
+	}
+	if err := cmd.Wait(); err != nil {
+		return out.Bytes(), fmt.Errorf("%s: %s: %w", node, argv[0], err)
+	}
+	return out.Bytes(), nil
 }
 
+// Do runs fn on a thread inside a node's namespace: sockets fn opens (a TCP
+// stream's ends, say) live there and stay there after Do returns.
+// Goroutines fn starts do not inherit the namespace.
+func (l *Lab) Do(node string, fn func() error) error {
+	ns, err := l.NS(node)
+	if err != nil {
+		return err
+	}
+	return netnsutil.Do(ns, fn)
+}
+
+// NodeStatus is one line of `lab status`.
+type NodeStatus struct {
+	Node       string `json:"node"`
+	Kind       string `json:"kind"`
+	NS         string `json:"ns"`
+	PoweredOff bool   `json:"powered_off"`
+	EchoPID    int    `json:"echo_pid,omitempty"`
+	DaemonPID  int    `json:"daemon_pid,omitempty"`
+	// Daemon is "running", "frozen" or "dead"; empty without daemons.
+	Daemon string `json:"daemon,omitempty"`
+	// Ready is whether the daemon answered status on its control socket.
+	Ready  bool   `json:"ready"`
+	Socket string `json:"socket,omitempty"`
+	// Links maps each interface to "up", "no-carrier", "down" or
+	// "missing".
+	Links map[string]string `json:"links"`
+}
+
+// statusTimeout bounds the status call that tells whether a daemon is
+// ready.
+const statusTimeout = 500 * time.Millisecond
+
 // Status lists every node with its processes and links.
-func (l *Lab) Status() ([]NodeStatus, error) {
+func (l *Lab) Status(ctx context.Context) ([]NodeStatus, error) {
 	var out []NodeStatus
 	for _, name := range NodeNames() {
 		spec, _ := Spec(name)
@@ -206,8 +252,17 @@ func (l *Lab) Status() ([]NodeStatus, error) {
 			continue
 		}
 		s := NodeStatus{Node: name, Kind: spec.Kind, NS: ns.NS, PoweredOff: ns.PoweredOff, Links: map[string]string{}}
+		if alive(ns.EchoPID) {
+			s.EchoPID = ns.EchoPID
+		}
 		if spec.Kind == KindGateway && l.st.Daemons {
 			s.DaemonPID, s.Socket, s.Daemon = ns.DaemonPID, ns.Socket, procState(ns.DaemonPID)
+			if s.Daemon == "running" {
+				cctx, cancel := context.WithTimeout(ctx, statusTimeout)
+				var v map[string]any
+				s.Ready = ctl.Call(cctx, ns.Socket, ctl.CmdStatus, nil, &v) == nil
+				cancel()
+			}
 		}
 		if err := linkStates(ns.NS, spec, s.Links); err != nil {
 			return nil, err

@@ -2,12 +2,16 @@ package lab
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -21,11 +25,23 @@ import (
 
 // TestMain lets the test binary stand in for `havpn lab echo`, so the lab
 // can start its echo responders without building havpn.
+//
+// With HAVPN_LAB_TEST_NOTROOT set (TestNotRoot runs it so, as nobody) it
+// tries Up, Open and Down and prints their errors, one a line.
 func TestMain(m *testing.M) {
 	if len(os.Args) == 5 && os.Args[1] == "lab" && os.Args[2] == "echo" {
 		port, _ := strconv.Atoi(os.Args[4])
 		if err := Echo(context.Background(), port); err != nil {
 			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	if prefix := os.Getenv("HAVPN_LAB_TEST_NOTROOT"); prefix != "" {
+		_, errUp := Up(context.Background(), Options{Prefix: prefix})
+		_, errOpen := Open(prefix)
+		errDown := Down(prefix)
+		for _, err := range []error{errUp, errOpen, errDown} {
+			fmt.Println(err)
 		}
 		os.Exit(0)
 	}
@@ -139,32 +155,164 @@ func TestLab(t *testing.T) {
 		}
 	})
 	t.Run("kill needs daemons", func(t *testing.T) {
-		if err := l.Kill("s1gw1"); err == nil {
-			t.Error("Kill with no daemon succeeded")
+		if err := l.Kill("s1gw1"); !errors.Is(err, ErrNoDaemon) {
+			t.Errorf("Kill with no daemon: %v, want ErrNoDaemon", err)
+		}
+		if err := l.Kill("s1host"); err == nil {
+			t.Error("Kill of a host succeeded")
+		}
+	})
+	t.Run("bad input changes nothing", func(t *testing.T) {
+		for _, c := range []struct {
+			name string
+			err  error
+		}{
+			{"unplug unknown node", l.Unplug("s9gw9", "lan0")},
+			{"unplug unknown iface", l.Unplug("s1gw1", "eth7")},
+			{"unplug switch", l.Unplug("s1sw", "lan")},
+			{"poweroff router", l.Poweroff("inet")},
+			{"freeze host", l.Freeze("s1host")},
+		} {
+			if c.err == nil {
+				t.Errorf("%s: no error", c.name)
+			}
+		}
+		if _, err := l.Exec(ctx, "nosuch", "true"); err == nil {
+			t.Error("Exec in an unknown node succeeded")
+		}
+		if _, err := l.Probe(ctx, ProbeOptions{From: "nosuch", To: netip.MustParseAddr("192.0.2.1")}); err == nil {
+			t.Error("Probe from an unknown node succeeded")
+		}
+		st, err := l.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range st {
+			for iface, state := range n.Links {
+				if state != "up" {
+					t.Errorf("%s %s is %s after bad input, want up", n.Node, iface, state)
+				}
+			}
+		}
+	})
+	t.Run("exec", func(t *testing.T) {
+		ns, _ := l.NS("s2gw1")
+		out, err := l.Exec(ctx, "s2gw1", "readlink", "/proc/self/ns/net")
+		if err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(filepath.Join(netnsutil.Dir, ns), &st); err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("net:[%d]\n", st.Ino); string(out) != want {
+			t.Errorf("command ran in %q, want %q", out, want)
+		}
+		if _, err := l.Exec(ctx, "s2gw1", "false"); err == nil {
+			t.Error("Exec of false succeeded")
+		}
+	})
+	t.Run("concurrent probes", func(t *testing.T) {
+		// Two ICMP probes in one namespace see every reply on both
+		// raw sockets; each must count only its own.
+		var ps []*RunningProbe
+		for range 2 {
+			p, err := l.StartProbe(ctx, ProbeOptions{From: "s1host", To: netip.MustParseAddr("192.168.1.3"),
+				ICMP: true, Interval: 2 * time.Millisecond, Duration: 300 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ps = append(ps, p)
+		}
+		for i, p := range ps {
+			r := p.Wait()
+			if r.Sent == 0 || r.Received != r.Sent || r.Duplicates != 0 {
+				t.Errorf("probe %d: sent %d received %d duplicates %d", i, r.Sent, r.Received, r.Duplicates)
+			}
+		}
+	})
+	t.Run("poweroff and poweron", func(t *testing.T) {
+		p, err := l.StartProbe(ctx, ProbeOptions{From: "s1host", To: netip.MustParseAddr("192.168.1.3"), Duration: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+		echo := l.State().Nodes["s1gw2"].EchoPID
+		off := time.Now()
+		if err := l.Poweroff("s1gw2"); err != nil {
+			t.Fatal(err)
+		}
+		if alive(echo) {
+			t.Errorf("echo responder %d alive after poweroff", echo)
+		}
+		for _, iface := range []string{"wan0", "lan0", "hb0"} {
+			waitCarrier(t, l, "s1gw2", iface, false)
+		}
+		time.Sleep(300 * time.Millisecond)
+		on := time.Now()
+		if err := l.Poweron(ctx, "s1gw2"); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Poweron(ctx, "s1gw2"); err == nil {
+			t.Error("second Poweron succeeded")
+		}
+		time.Sleep(300 * time.Millisecond)
+		r := p.Stop()
+		if len(r.Windows) != 1 {
+			t.Fatalf("want one loss window, got %+v", r.Windows)
+		}
+		w := r.Windows[0]
+		if w.StartMS < p.Offset(off)-5 || w.StartMS > p.Offset(on) {
+			t.Errorf("loss window %+v does not start at the poweroff (%.1f ms)", w, p.Offset(off))
+		}
+		if w.EndMS < p.Offset(on) {
+			t.Errorf("loss window %+v ends before the poweron (%.1f ms)", w, p.Offset(on))
+		}
+		st, err := l.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range st {
+			if n.Node == "s1gw2" && (n.PoweredOff || n.EchoPID == 0 || n.Links["lan0"] != "up") {
+				t.Errorf("after poweron: %+v", n)
+			}
 		}
 	})
 
-	echoPIDs := []int{}
-	for _, n := range l.State().Nodes {
-		if n.EchoPID > 0 {
-			echoPIDs = append(echoPIDs, n.EchoPID)
-		}
+	// Everything of the lab, to check Down removes it.
+	nss := namespacesWithPrefix(prefix)
+	if len(nss) != len(Topology()) {
+		t.Errorf("%d namespaces %v, want %d", len(nss), nss, len(Topology()))
 	}
-	if len(echoPIDs) != len(NodeNames()) {
-		t.Errorf("%d echo responders, want one per node (%d)", len(echoPIDs), len(NodeNames()))
+	pids, err := pidsIn(nss)
+	if err != nil {
+		t.Fatal(err)
 	}
+	if len(pids) != len(NodeNames()) {
+		t.Errorf("%d processes in the lab, want one echo responder per node (%d)", len(pids), len(NodeNames()))
+	}
+	if _, err := l.Exec(ctx, "s1host", "true"); err != nil {
+		t.Fatal(err)
+	}
+	sleeper, _ := l.Command("s2host", "sleep", "60")
+	if err := l.Start("s2host", sleeper); err != nil {
+		t.Fatal(err)
+	}
+	go sleeper.Wait()
+	pids = append(pids, sleeper.Process.Pid)
+
 	if err := Down(prefix); err != nil {
 		t.Fatalf("Down: %v", err)
 	}
 	if err := Down(prefix); err != nil {
 		t.Fatalf("second Down: %v", err)
 	}
-	if left := namespacesWithPrefix(prefix); len(left) > 0 {
+	if left := nsNamesWithPrefix(t, prefix); len(left) > 0 {
 		t.Errorf("namespaces left after Down: %v", left)
 	}
-	for _, pid := range echoPIDs {
+	for _, pid := range pids {
 		if alive(pid) {
-			t.Errorf("echo responder %d still running after Down", pid)
+			t.Errorf("process %d still running after Down", pid)
 		}
 	}
 	if _, err := os.Stat(Dir(prefix)); !os.IsNotExist(err) {
@@ -173,6 +321,25 @@ func TestLab(t *testing.T) {
 	if after := rootLinks(t); !slices.Equal(linksBefore, after) {
 		t.Errorf("root namespace links changed: before %v after %v", linksBefore, after)
 	}
+	if _, err := Open(prefix); !errors.Is(err, ErrNoLab) {
+		t.Errorf("Open after Down: %v, want ErrNoLab", err)
+	}
+}
+
+// nsNamesWithPrefix lists every namespace whose name starts with prefix.
+func nsNamesWithPrefix(t *testing.T, prefix string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(netnsutil.Dir)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), prefix) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
 }
 
 func expectReach(t *testing.T, l *Lab, from, to string, icmp bool) {
@@ -214,56 +381,295 @@ func waitCarrier(t *testing.T, l *Lab, node, iface string, want bool) {
 	}
 }
 
-// TestDownAfterCrash: a lab whose `up` died half way (damaged state file,
-// a process inside) is still removed completely.
+// TestDownAfterCrash: a lab whose `up` died half way (state file half
+// written, missing, or saying less than what exists) is still removed
+// completely, processes included, and nothing else is touched.
 func TestDownAfterCrash(t *testing.T) {
 	labtest.RequireRoot(t)
-	prefix := labtest.Prefix(t)
-	t.Cleanup(func() { Down(prefix) })
-	for _, n := range []string{"inet", "s1gw1"} {
-		if err := netnsutil.Create(prefix + n); err != nil {
-			t.Fatal(err)
-		}
-	}
-	os.MkdirAll(Dir(prefix), 0o700)
-	os.WriteFile(statePath(prefix), []byte(`{"prefix": "`), 0o600)
-	sleep := exec.Command("sleep", "60")
-	if err := netnsutil.Start(prefix+"s1gw1", sleep); err != nil {
-		t.Fatal(err)
-	}
-	waited := make(chan struct{})
-	go func() { sleep.Wait(); close(waited) }()
-	if _, err := Open(prefix); err == nil {
-		t.Error("Open of a damaged state file succeeded")
-	}
-	if err := Down(prefix); err != nil {
-		t.Fatalf("Down: %v", err)
-	}
-	select {
-	case <-waited:
-	case <-time.After(5 * time.Second):
-		t.Error("process inside the lab survived Down")
-	}
-	if ws, ok := sleep.ProcessState.Sys().(syscall.WaitStatus); ok && !ws.Signaled() {
-		t.Errorf("sleep ended without a signal: %v", ws)
-	}
-	if left := namespacesWithPrefix(prefix); len(left) > 0 {
-		t.Errorf("namespaces left: %v", left)
-	}
-	if _, err := os.Stat(filepath.Join(Dir(prefix))); !os.IsNotExist(err) {
-		t.Errorf("state dir left: %v", err)
+	for _, tc := range []struct {
+		name  string
+		state string // "" = no state file
+		nodes []string
+	}{
+		{"half-written state", `{"prefix": "`, []string{"inet", "s1sw", "s1gw1"}},
+		{"no state file", "", []string{"inet", "s1gw1", "s2host"}},
+		{"state lists less", `{"prefix": "P", "namespaces": ["Pinet"], "nodes": {}}`, []string{"inet", "s2sw", "s2gw2"}},
+		{"more sites than today", "", []string{"inet", "s3gw1", "s3sw"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			prefix := labtest.Prefix(t)
+			t.Cleanup(func() { Down(prefix) })
+			// Bystanders: not this lab's, though they share its prefix.
+			bystanders := []string{
+				labtest.NewNetNS(t, prefix+"other"),
+				labtest.NewNetNS(t, prefix+"x-inet"),
+			}
+			for _, n := range tc.nodes {
+				if err := netnsutil.Create(prefix + n); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.state != "" {
+				if err := os.MkdirAll(Dir(prefix), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				text := strings.ReplaceAll(tc.state, `"P`, `"`+prefix)
+				if err := os.WriteFile(statePath(prefix), []byte(text), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sleep := exec.Command("sleep", "60")
+			if err := netnsutil.Start(prefix+tc.nodes[len(tc.nodes)-1], sleep); err != nil {
+				t.Fatal(err)
+			}
+			waited := make(chan struct{})
+			go func() { sleep.Wait(); close(waited) }()
+			bystander := exec.Command("sleep", "60")
+			if err := netnsutil.Start(bystanders[1], bystander); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { bystander.Process.Kill(); bystander.Wait() })
+
+			if _, err := Up(context.Background(), Options{Prefix: prefix, Bin: "/bin/false"}); err == nil {
+				t.Error("Up over a crashed lab succeeded")
+			}
+			if err := Down(prefix); err != nil {
+				t.Fatalf("Down: %v", err)
+			}
+			select {
+			case <-waited:
+			case <-time.After(5 * time.Second):
+				t.Error("process inside the lab survived Down")
+			}
+			if ws, ok := sleep.ProcessState.Sys().(syscall.WaitStatus); ok && !ws.Signaled() {
+				t.Errorf("sleep ended without a signal: %v", ws)
+			}
+			left := nsNamesWithPrefix(t, prefix)
+			slices.Sort(left)
+			if want := []string{prefix + "other", prefix + "x-inet"}; !slices.Equal(left, want) {
+				t.Errorf("namespaces after Down: %v, want only the bystanders %v", left, want)
+			}
+			if !alive(bystander.Process.Pid) {
+				t.Error("Down killed a process outside the lab")
+			}
+			if _, err := os.Stat(Dir(prefix)); !os.IsNotExist(err) {
+				t.Errorf("state dir left: %v", err)
+			}
+			if err := Down(prefix); err != nil {
+				t.Errorf("second Down: %v", err)
+			}
+		})
 	}
 }
 
+// TestUpRefused: Up with options it cannot honour, or over namespaces left
+// behind, fails with a clear error and makes nothing.
+func TestUpRefused(t *testing.T) {
+	labtest.RequireRoot(t)
+	prefix := labtest.Prefix(t)
+	leftover := labtest.NewNetNS(t, prefix+"inet")
+	for _, tc := range []struct {
+		name string
+		o    Options
+		want string
+	}{
+		{"three sites", Options{Prefix: labtest.Prefix(t), Sites: 3}, "only 2 sites"},
+		{"bad prefix", Options{Prefix: "Bad/Prefix"}, "prefix"},
+		{"long prefix", Options{Prefix: "abcdefghijklmnop"}, "prefix"},
+		{"left-over namespace", Options{Prefix: prefix}, "exist"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Up(context.Background(), tc.o)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Up: %v, want an error about %q", err, tc.want)
+			}
+			if tc.o.Prefix != prefix {
+				if ns := nsNamesWithPrefix(t, tc.o.Prefix); len(ns) > 0 {
+					t.Errorf("namespaces made: %v", ns)
+				}
+			}
+			if _, err := os.Stat(Dir(tc.o.Prefix)); !os.IsNotExist(err) {
+				t.Errorf("state dir made: %v", err)
+			}
+		})
+	}
+	if !netnsutil.Exists(leftover) {
+		t.Error("refused Up removed the left-over namespace")
+	}
+}
+
+// TestNotRoot: without root, Up, Open and Down say so and do nothing.
+func TestNotRoot(t *testing.T) {
+	labtest.RequireRoot(t) // to become someone else
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "havpn-lab-notroot-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	bin := filepath.Join(dir, "lab.test")
+	b, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	prefix := labtest.Prefix(t)
+	cmd := exec.Command(bin)
+	cmd.Env = []string{"HAVPN_LAB_TEST_NOTROOT=" + prefix}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("output %q, want three errors", out)
+	}
+	for i, line := range lines {
+		if line != ErrNotRoot.Error() {
+			t.Errorf("%s as nobody: %q, want %q", []string{"Up", "Open", "Down"}[i], line, ErrNotRoot)
+		}
+	}
+	if ns := nsNamesWithPrefix(t, prefix); len(ns) > 0 {
+		t.Errorf("namespaces made: %v", ns)
+	}
+}
+
+// TestProbeAccounting checks loss windows, late, reordered, duplicated and
+// foreign replies on a made-up record.
+func TestProbeAccounting(t *testing.T) {
+	const token = 0x1234
+	type reply struct {
+		seq   int
+		at    time.Duration
+		token uint64
+	}
+	for _, tc := range []struct {
+		name      string
+		sent      int
+		replies   []reply
+		received  int
+		dups      int
+		windows   [][2]int // first, last seq
+		durations []float64
+	}{
+		{name: "all in", sent: 5, replies: []reply{{0, 1, 0}, {1, 2, 0}, {2, 3, 0}, {3, 4, 0}, {4, 5, 0}}, received: 5},
+		{name: "window in the middle", sent: 6, replies: []reply{{0, 1, 0}, {1, 2, 0}, {4, 5, 0}, {5, 6, 0}},
+			received: 4, windows: [][2]int{{2, 3}}, durations: []float64{20}},
+		{name: "window at the start and the end", sent: 6, replies: []reply{{2, 3, 0}, {3, 4, 0}},
+			received: 2, windows: [][2]int{{0, 1}, {4, 5}}, durations: []float64{20, 20}},
+		{name: "late and reordered count", sent: 4, replies: []reply{{1, 2, 0}, {3, 4, 0}, {0, 90, 0}, {2, 95, 0}}, received: 4},
+		{name: "duplicates count once", sent: 3, replies: []reply{{0, 1, 0}, {0, 2, 0}, {1, 3, 0}, {2, 4, 0}, {2, 5, 0}},
+			received: 3, dups: 2},
+		{name: "other probe's replies ignored", sent: 3, replies: []reply{{0, 1, 0}, {1, 2, 99}, {2, 3, 0}},
+			received: 2, windows: [][2]int{{1, 1}}, durations: []float64{10}},
+		{name: "unknown seq ignored", sent: 2, replies: []reply{{0, 1, 0}, {1, 2, 0}, {7, 3, 0}}, received: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lg := &probeLog{first: make(chan struct{}), reply: make(chan struct{}, 1)}
+			for i := range tc.sent {
+				lg.sentAt = append(lg.sentAt, time.Duration(i)*10*time.Millisecond)
+				lg.recvAt = append(lg.recvAt, 0)
+			}
+			for _, r := range tc.replies {
+				b := make([]byte, 64)
+				binary.BigEndian.PutUint64(b, uint64(r.seq))
+				tok := uint64(token)
+				if r.token != 0 {
+					tok = r.token
+				}
+				binary.BigEndian.PutUint64(b[8:], tok)
+				lg.record(b, token, time.Duration(r.seq)*10*time.Millisecond+r.at*time.Millisecond)
+			}
+			lg.record([]byte("short"), token, time.Millisecond)
+			res := lg.result(ProbeOptions{To: netip.MustParseAddr("192.0.2.1"), Interval: 10 * time.Millisecond, Timeline: true})
+			if res.Sent != tc.sent || res.Received != tc.received || res.Lost != tc.sent-tc.received || res.Duplicates != tc.dups {
+				t.Errorf("sent %d received %d lost %d dups %d, want %d %d %d %d",
+					res.Sent, res.Received, res.Lost, res.Duplicates, tc.sent, tc.received, tc.sent-tc.received, tc.dups)
+			}
+			var got [][2]int
+			var durs []float64
+			for _, w := range res.Windows {
+				got = append(got, [2]int{w.FirstSeq, w.LastSeq})
+				durs = append(durs, w.DurationMS)
+				if w.Lost != w.LastSeq-w.FirstSeq+1 {
+					t.Errorf("window %+v: lost does not match its sequence numbers", w)
+				}
+			}
+			if !slices.Equal(got, tc.windows) || !slices.Equal(durs, tc.durations) {
+				t.Errorf("windows %v durations %v, want %v %v", got, durs, tc.windows, tc.durations)
+			}
+			if len(res.Packets) != tc.sent {
+				t.Fatalf("%d packets in the timeline, want %d", len(res.Packets), tc.sent)
+			}
+			lost := 0
+			for _, p := range res.Packets {
+				if p.RecvMS < 0 {
+					lost++
+				} else if p.RecvMS < p.SentMS {
+					t.Errorf("packet %+v received before sent", p)
+				}
+			}
+			if lost != res.Lost {
+				t.Errorf("timeline has %d lost, result %d", lost, res.Lost)
+			}
+		})
+	}
+}
+
+func TestProbeOptions(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		o    ProbeOptions
+	}{
+		{"no destination", ProbeOptions{}},
+		{"tiny size", ProbeOptions{To: netip.MustParseAddr("192.0.2.1"), Size: 8}},
+		{"huge size", ProbeOptions{To: netip.MustParseAddr("192.0.2.1"), Size: 70000}},
+		{"icmp to ipv6", ProbeOptions{To: netip.MustParseAddr("2001:db8::1"), ICMP: true}},
+		{"bad port", ProbeOptions{To: netip.MustParseAddr("192.0.2.1"), Port: 70000}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.o.defaults(); err == nil {
+				t.Errorf("%+v accepted", tc.o)
+			}
+		})
+	}
+}
+
+// TestDaemonConfigsValidate: the config lab up writes for every gateway
+// loads and validates, and says what the lab needs.
 func TestDaemonConfigsValidate(t *testing.T) {
+	dir := t.TempDir()
 	for _, gw := range Gateways() {
 		text, err := DaemonConfig("havpn-", gw)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := config.Parse(gw+".yaml", []byte(text)); err != nil {
-			t.Errorf("generated config for %s does not validate:\n%v\n%s", gw, err, text)
+		p := filepath.Join(dir, gw+".yaml")
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
 		}
+		c, err := config.Load(p)
+		if err != nil {
+			t.Errorf("generated config for %s does not validate:\n%v\n%s", gw, err, text)
+			continue
+		}
+		spec, _ := Spec(gw)
+		if c.Node.Name != gw || c.Node.Site != fmt.Sprintf("site%d", spec.Site) ||
+			c.Control.Socket != socketPath("havpn-", gw) || c.Metrics.Listen != "127.0.0.1:9740" {
+			t.Errorf("%s: node %+v control %+v metrics %+v", gw, c.Node, c.Control, c.Metrics)
+		}
+	}
+	if _, err := DaemonConfig("havpn-", "s1host"); err == nil {
+		t.Error("DaemonConfig for a host succeeded")
 	}
 }
 
