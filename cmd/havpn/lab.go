@@ -95,7 +95,7 @@ func newLabStatusCmd(g *globals, open func() (*lab.Lab, error)) *cobra.Command {
 				return err
 			}
 			return render(cmd.OutOrStdout(), g.output, st, func(t *table) {
-				t.row("NODE", "KIND", "NAMESPACE", "ECHO", "DAEMON", "LINKS")
+				t.row("NODE", "KIND", "NAMESPACE", "ECHO", "DAEMON", "ROLE", "LINKS")
 				for _, n := range st {
 					echo, d := "-", "-"
 					if n.EchoPID != 0 {
@@ -112,7 +112,11 @@ func newLabStatusCmd(g *globals, open func() (*lab.Lab, error)) *cobra.Command {
 					if n.PoweredOff {
 						d = "powered off"
 					}
-					t.row(n.Node, n.Kind, n.NS, echo, d, links(n.Links))
+					role := n.Role
+					if role == "" {
+						role = "-"
+					}
+					t.row(n.Node, n.Kind, n.NS, echo, d, role, links(n.Links))
 				}
 			})
 		},
@@ -191,6 +195,9 @@ func newLabProbeCmd(g *globals, open func() (*lab.Lab, error)) *cobra.Command {
 		Short: "Send numbered packets and report every loss window",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.From == "" || to == "" {
+				return usageError{errors.New("--from NODE and --to ADDR are required")}
+			}
 			a, err := netip.ParseAddr(to)
 			if err != nil {
 				return usageError{fmt.Errorf("--to %q: not an IP address", to)}
@@ -218,8 +225,6 @@ func newLabProbeCmd(g *globals, open func() (*lab.Lab, error)) *cobra.Command {
 	c.Flags().DurationVar(&o.Duration, "duration", 5*time.Second, "how long to send (0: until interrupted)")
 	c.Flags().BoolVar(&o.ICMP, "icmp", false, "ICMP echo instead of UDP to the lab's echo responder")
 	c.Flags().IntVar(&o.Size, "size", 64, "payload bytes")
-	c.MarkFlagRequired("from")
-	c.MarkFlagRequired("to")
 	return c
 }
 

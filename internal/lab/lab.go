@@ -19,7 +19,9 @@ type Lab struct {
 	st *State
 }
 
-// Open opens the lab with this prefix.
+// Open opens the lab with this prefix, which Up has completed. Errors:
+// ErrNotRoot, ErrNoLab (wrapped) when no lab is up, and a plain error for a
+// damaged state file or a lab still (or never fully) coming up.
 func Open(prefix string) (*Lab, error) {
 	if prefix == "" {
 		prefix = DefaultPrefix
@@ -30,6 +32,9 @@ func Open(prefix string) (*Lab, error) {
 	st, err := LoadState(prefix)
 	if err != nil {
 		return nil, err
+	}
+	if !st.Complete {
+		return nil, fmt.Errorf("lab %q is not complete: lab up is still running or died (havpn lab down --prefix %s)", prefix, prefix)
 	}
 	return &Lab{st: st}, nil
 }
@@ -164,6 +169,7 @@ func (l *Lab) Poweron(ctx context.Context, node string) error {
 	}
 	ns.PoweredOff = false
 	if spec.Kind == KindGateway && l.st.Daemons {
+		// Restart saves the state.
 		return l.Restart(ctx, node)
 	}
 	return l.st.save()
@@ -231,7 +237,9 @@ type NodeStatus struct {
 	// Daemon is "running", "frozen" or "dead"; empty without daemons.
 	Daemon string `json:"daemon,omitempty"`
 	// Ready is whether the daemon answered status on its control socket.
-	Ready  bool   `json:"ready"`
+	Ready bool `json:"ready"`
+	// Role is the role the daemon reported (active, standby, ...).
+	Role   string `json:"role,omitempty"`
 	Socket string `json:"socket,omitempty"`
 	// Links maps each interface to "up", "no-carrier", "down" or
 	// "missing".
@@ -259,8 +267,11 @@ func (l *Lab) Status(ctx context.Context) ([]NodeStatus, error) {
 			s.DaemonPID, s.Socket, s.Daemon = ns.DaemonPID, ns.Socket, procState(ns.DaemonPID)
 			if s.Daemon == "running" {
 				cctx, cancel := context.WithTimeout(ctx, statusTimeout)
-				var v map[string]any
+				var v struct {
+					Role string `json:"role"`
+				}
 				s.Ready = ctl.Call(cctx, ns.Socket, ctl.CmdStatus, nil, &v) == nil
+				s.Role = v.Role
 				cancel()
 			}
 		}
@@ -288,20 +299,29 @@ func linkStates(ns string, spec NodeSpec, into map[string]string) error {
 		return err
 	}
 	defer h.Close()
+	names := make([]string, 0, len(spec.Ports)+len(spec.Bridges))
 	for _, p := range spec.Ports {
-		link, err := h.LinkByName(p.Iface)
+		names = append(names, p.Iface)
+	}
+	if spec.Kind == KindRouter {
+		for _, b := range spec.Bridges {
+			names = append(names, b.Name)
+		}
+	}
+	for _, name := range names {
+		link, err := h.LinkByName(name)
 		if err != nil {
-			into[p.Iface] = "missing"
+			into[name] = "missing"
 			continue
 		}
 		a := link.Attrs()
 		switch {
 		case a.Flags&net.FlagUp == 0:
-			into[p.Iface] = "down"
+			into[name] = "down"
 		case a.RawFlags&unix.IFF_LOWER_UP == 0:
-			into[p.Iface] = "no-carrier"
+			into[name] = "no-carrier"
 		default:
-			into[p.Iface] = "up"
+			into[name] = "up"
 		}
 	}
 	return nil

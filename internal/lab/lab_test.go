@@ -161,6 +161,9 @@ func TestLab(t *testing.T) {
 		if err := l.Kill("s1host"); err == nil {
 			t.Error("Kill of a host succeeded")
 		}
+		if err := l.Restart(ctx, "s1gw1"); !errors.Is(err, ErrNoDaemon) {
+			t.Errorf("Restart with no daemons: %v, want ErrNoDaemon", err)
+		}
 	})
 	t.Run("bad input changes nothing", func(t *testing.T) {
 		for _, c := range []struct {
@@ -432,6 +435,9 @@ func TestDownAfterCrash(t *testing.T) {
 
 			if _, err := Up(context.Background(), Options{Prefix: prefix, Bin: "/bin/false"}); err == nil {
 				t.Error("Up over a crashed lab succeeded")
+			}
+			if _, err := Open(prefix); err == nil {
+				t.Error("Open of a crashed lab succeeded")
 			}
 			if err := Down(prefix); err != nil {
 				t.Fatalf("Down: %v", err)

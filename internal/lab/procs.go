@@ -137,11 +137,18 @@ func (l *Lab) Freeze(node string) error { return l.signalDaemon(node, syscall.SI
 func (l *Lab) Thaw(node string) error { return l.signalDaemon(node, syscall.SIGCONT) }
 
 // Restart stops a node's daemon (SIGTERM, SIGKILL after 5 s) if it runs and
-// starts it again, waiting until it answers.
+// starts it again, waiting until it answers. A powered-off node or a lab
+// without daemons is an error.
 func (l *Lab) Restart(ctx context.Context, node string) error {
 	ns, err := l.gateway(node)
 	if err != nil {
 		return err
+	}
+	if !l.st.Daemons {
+		return fmt.Errorf("%s: %w (the lab is up with --no-daemons)", node, ErrNoDaemon)
+	}
+	if ns.PoweredOff {
+		return fmt.Errorf("%s is powered off (havpn lab poweron %s)", node, node)
 	}
 	if alive(ns.DaemonPID) {
 		syscall.Kill(ns.DaemonPID, syscall.SIGCONT)
