@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -99,6 +100,7 @@ func TestLab(t *testing.T) {
 		}
 		t.Log(err)
 	})
+	t.Run("built as specified", func(t *testing.T) { checkBuilt(t, prefix) })
 	t.Run("hosts reach both gateways", func(t *testing.T) {
 		for _, c := range []struct{ from, to string }{
 			{"s1host", "192.168.1.2"}, {"s1host", "192.168.1.3"},
@@ -326,6 +328,98 @@ func TestLab(t *testing.T) {
 	}
 	if _, err := Open(prefix); !errors.Is(err, ErrNoLab) {
 		t.Errorf("Open after Down: %v, want ErrNoLab", err)
+	}
+}
+
+// checkBuilt reads the lab back through netlink and /proc/sys: every
+// namespace with lo up and the right forwarding, every port a veth with its
+// address whose peer is a port of the right bridge, default routes, inet's
+// bridges with their addresses.
+func checkBuilt(t *testing.T, prefix string) {
+	for _, n := range Topology() {
+		ns := prefix + n.Name
+		h, err := netnsutil.Handle(ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		lo, err := h.LinkByName("lo")
+		if err != nil || lo.Attrs().Flags&net.FlagUp == 0 {
+			t.Errorf("%s: lo not up (%v)", n.Name, err)
+		}
+		var fwd []byte
+		netnsutil.Do(ns, func() error {
+			fwd, err = os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+			return err
+		})
+		if want := map[bool]string{true: "1\n", false: "0\n"}[n.Forward]; string(fwd) != want {
+			t.Errorf("%s: ip_forward %q, want %q", n.Name, fwd, want)
+		}
+		for _, b := range n.Bridges {
+			link, err := h.LinkByName(b.Name)
+			if err != nil {
+				t.Errorf("%s: bridge %s: %v", n.Name, b.Name, err)
+				continue
+			}
+			if _, ok := link.(*netlink.Bridge); !ok || link.Attrs().Flags&net.FlagUp == 0 {
+				t.Errorf("%s: %s is %s, up %v; want an up bridge", n.Name, b.Name, link.Type(), link.Attrs().Flags&net.FlagUp != 0)
+			}
+			if b.Addr.IsValid() {
+				checkAddr(t, h, link, n.Name, b.Addr)
+			}
+		}
+		for _, p := range n.Ports {
+			link, err := h.LinkByName(p.Iface)
+			if err != nil {
+				t.Errorf("%s: %s: %v", n.Name, p.Iface, err)
+				continue
+			}
+			if _, ok := link.(*netlink.Veth); !ok {
+				t.Errorf("%s: %s is a %s, want a veth", n.Name, p.Iface, link.Type())
+			}
+			checkAddr(t, h, link, n.Name, p.Addr)
+			sh, err := netnsutil.Handle(prefix + p.Switch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			peer, err := sh.LinkByName(p.Peer)
+			if err != nil {
+				t.Errorf("%s: %s: switch port %s in %s: %v", n.Name, p.Iface, p.Peer, p.Switch, err)
+			} else if br, err := sh.LinkByName(p.Bridge); err != nil || peer.Attrs().MasterIndex != br.Attrs().Index {
+				t.Errorf("%s: %s: switch port %s is not on bridge %s/%s", n.Name, p.Iface, p.Peer, p.Switch, p.Bridge)
+			}
+			sh.Close()
+		}
+		if n.Gateway.IsValid() {
+			rs, err := h.RouteList(nil, netlink.FAMILY_V4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for _, r := range rs {
+				if r.Dst == nil || r.Dst.String() == "0.0.0.0/0" {
+					found = found || r.Gw.Equal(n.Gateway.AsSlice())
+				}
+			}
+			if !found {
+				t.Errorf("%s: no default route via %s in %v", n.Name, n.Gateway, rs)
+			}
+		}
+	}
+}
+
+func checkAddr(t *testing.T, h *netlink.Handle, link netlink.Link, node string, want netip.Prefix) {
+	t.Helper()
+	addrs, err := h.AddrList(link, netlink.FAMILY_V4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range addrs {
+		got = append(got, a.IPNet.String())
+	}
+	if !slices.Equal(got, []string{want.String()}) {
+		t.Errorf("%s: %s has %v, want %s", node, link.Attrs().Name, got, want)
 	}
 }
 
