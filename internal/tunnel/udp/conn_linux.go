@@ -39,6 +39,7 @@ type batch struct {
 	iovs  []unix.Iovec
 	names []unix.RawSockaddrInet6
 	oob   []byte
+	owner []int // WriteBatch: message index of each header
 	cnt   int           // hdrs in use for the current syscall
 	got   int           // result of the last syscall
 	errno syscall.Errno // error of the last syscall
@@ -134,6 +135,7 @@ func (b *batch) init(n int) {
 	b.iovs = make([]unix.Iovec, n)
 	b.names = make([]unix.RawSockaddrInet6, n)
 	b.oob = make([]byte, n*oobLen)
+	b.owner = make([]int, n)
 	for i := range b.hdrs {
 		h := &b.hdrs[i].Hdr
 		h.Name = (*byte)(unsafe.Pointer(&b.names[i]))
@@ -278,7 +280,11 @@ func (c *Conn) WriteBatch(msgs []Message) (int, error) {
 		gso := c.gso.Load()
 		for used < len(msgs) && j < len(b.hdrs) {
 			m := &msgs[used]
+			if segOff == 0 {
+				m.Failed = false
+			}
 			if !c.putName(&b.names[j], m.Addr) {
+				m.Failed = true
 				if first == nil {
 					first = fmt.Errorf("sending to %s from %s: %w", m.Addr, c.local, ErrFamily)
 				}
@@ -287,12 +293,14 @@ func (c *Conn) WriteBatch(msgs []Message) (int, error) {
 			}
 			seg := m.Segment
 			if seg <= 0 || seg >= len(m.Buf) {
+				b.owner[j] = used
 				c.fill(j, m.Buf, 0)
 				j++
 				used++
 				continue
 			}
 			if gso {
+				b.owner[j] = used
 				c.fill(j, m.Buf, seg)
 				j++
 				used++
@@ -303,6 +311,7 @@ func (c *Conn) WriteBatch(msgs []Message) (int, error) {
 			for segOff < len(m.Buf) && j < len(b.hdrs) {
 				hi := min(segOff+seg, len(m.Buf))
 				c.putName(&b.names[j], m.Addr)
+				b.owner[j] = used
 				c.fill(j, m.Buf[segOff:hi], 0)
 				segOff = hi
 				j++
@@ -314,7 +323,7 @@ func (c *Conn) WriteBatch(msgs []Message) (int, error) {
 			used++
 		}
 		if j > 0 {
-			if err := c.send(j); err != nil {
+			if err := c.send(j, msgs); err != nil {
 				if errors.Is(err, unix.EIO) && gso {
 					// The kernel refused GSO (a device without
 					// checksum offload): wireguard-go does the same.
@@ -386,8 +395,9 @@ func (c *Conn) putName(sa *unix.RawSockaddrInet6, ap netip.AddrPort) bool {
 	return true
 }
 
-// send sends headers [0, n); a header the kernel refuses is skipped.
-func (c *Conn) send(n int) error {
+// send sends headers [0, n); a header the kernel refuses is skipped and
+// its message marked Failed.
+func (c *Conn) send(n int, msgs []Message) error {
 	b := &c.w
 	var first error
 	start := 0
@@ -400,6 +410,7 @@ func (c *Conn) send(n int) error {
 			copy(b.iovs, b.iovs[start:n])
 			copy(b.names, b.names[start:n])
 			copy(b.oob, b.oob[start*oobLen:n*oobLen])
+			copy(b.owner, b.owner[start:n])
 			for i := range n - start {
 				h := &b.hdrs[i].Hdr
 				h.Name = (*byte)(unsafe.Pointer(&b.names[i]))
@@ -412,16 +423,19 @@ func (c *Conn) send(n int) error {
 			start = 0
 		}
 		if err := c.rc.Write(b.fn); err != nil {
+			failAll(b.owner[:n], msgs)
 			return err
 		}
 		if b.errno != 0 {
 			err := fmt.Errorf("sendmmsg on %s: %w", c.local, b.errno)
 			if b.errno == unix.EIO {
+				failAll(b.owner[:n], msgs)
 				return err
 			}
 			if first == nil {
 				first = err
 			}
+			msgs[b.owner[0]].Failed = true
 			start = 1 // skip the failing header
 			continue
 		}
@@ -431,4 +445,10 @@ func (c *Conn) send(n int) error {
 		}
 	}
 	return first
+}
+
+func failAll(owners []int, msgs []Message) {
+	for _, o := range owners {
+		msgs[o].Failed = true
+	}
 }

@@ -131,6 +131,9 @@ func TestFamilyMismatch(t *testing.T) {
 	if !errors.Is(err, ErrFamily) || n != 2 {
 		t.Fatalf("WriteBatch = %d, %v; want 2, ErrFamily", n, err)
 	}
+	if !out[0].Failed || out[1].Failed {
+		t.Errorf("Failed = %v, %v; want true, false", out[0].Failed, out[1].Failed)
+	}
 	got, _, _ := readAll(t, b, 1)
 	if string(got[0]) != "ok" {
 		t.Fatalf("got %q", got[0])

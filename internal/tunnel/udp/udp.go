@@ -18,6 +18,9 @@ type Message struct {
 	// or to be sent as such (UDP GSO when the kernel has it, else as
 	// separate datagrams). 0 means one datagram.
 	Segment int
+	// Failed is set by WriteBatch when the kernel refused the message (or
+	// a datagram of its run), cleared otherwise.
+	Failed bool
 }
 
 // MaxSegments is the most datagrams one Message may carry for WriteBatch
