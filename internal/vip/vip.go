@@ -157,6 +157,24 @@ func (v *VIP) Acquire(ctx context.Context) error {
 	v.wg.Add(1)
 	go v.refresh(v.stop)
 	v.log.Info("vip added", "valid_lft", v.cfg.Lifetime, "refresh", v.cfg.Refresh)
+	return v.startAnnounce()
+}
+
+// Reannounce sends the announcement burst again for a held VIP: after both
+// nodes were active, the peer may have poisoned the neighbours' caches.
+// It does nothing for a released VIP.
+func (v *VIP) Reannounce(ctx context.Context) error {
+	v.opMu.Lock()
+	defer v.opMu.Unlock()
+	if v.stop == nil || ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return v.startAnnounce()
+}
+
+// startAnnounce sends the first announcement now and the rest of the burst
+// in the background. The caller holds opMu and the VIP is held.
+func (v *VIP) startAnnounce() error {
 	if v.cfg.AnnounceCount == 0 {
 		return nil
 	}

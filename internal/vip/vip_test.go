@@ -382,3 +382,27 @@ func TestReleaseLeavesNoGoroutines(t *testing.T) {
 	}
 	waitFor(t, time.Second, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }
+
+func TestReannounce(t *testing.T) {
+	f := &viptest.Fake{}
+	p := netip.MustParsePrefix("192.168.1.1/24")
+	v, err := vip.New(vip.Config{Interface: "lan0", Address: p, AnnounceCount: 1}, f, f, discard(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Reannounce(t.Context()); err != nil || f.Sent() != 0 {
+		t.Fatalf("Reannounce of a released VIP: err %v, sent %d, want nothing sent", err, f.Sent())
+	}
+	if err := v.Acquire(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Reannounce(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Sent(); got != 2 {
+		t.Errorf("announcements after Acquire + Reannounce = %d, want 2", got)
+	}
+	if err := v.Release(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
