@@ -39,7 +39,7 @@ type batch struct {
 	iovs  []unix.Iovec
 	names []unix.RawSockaddrInet6
 	oob   []byte
-	owner []int // WriteBatch: message index of each header
+	owner []int         // WriteBatch: message index of each header
 	cnt   int           // hdrs in use for the current syscall
 	got   int           // result of the last syscall
 	errno syscall.Errno // error of the last syscall
