@@ -11,6 +11,7 @@ import (
 
 	"github.com/havpn/havpn/internal/ctl"
 	"github.com/havpn/havpn/internal/netnsutil"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -127,6 +128,38 @@ func (l *Lab) Unplug(node, iface string) error { return l.setCable(node, iface, 
 
 // Plug puts the cable back.
 func (l *Lab) Plug(node, iface string) error { return l.setCable(node, iface, true) }
+
+// WaitLink waits until a node's interface has carrier and is
+// operationally up (up true), or has lost carrier (up false). After Plug
+// the kernel starts transmitting on the interface only once it is
+// operationally up (the link watcher may take up to a second), so tests
+// that need traffic right after a Plug wait here first.
+func (l *Lab) WaitLink(ctx context.Context, node, iface string, up bool) error {
+	if _, err := port(node, iface); err != nil {
+		return err
+	}
+	h, err := netnsutil.Handle(l.st.Nodes[node].NS)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	for {
+		link, err := h.LinkByName(iface)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", node, iface, err)
+		}
+		a := link.Attrs()
+		carrier := a.RawFlags&unix.IFF_LOWER_UP != 0
+		if carrier == up && (a.OperState == netlink.OperUp) == up {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s %s: waiting for carrier %v (carrier %v, oper %v): %w", node, iface, up, carrier, a.OperState, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
 
 // Poweroff is machine death: every cable of the node pulled, then every
 // process in its namespace (daemon, echo responder, anything started with

@@ -122,10 +122,28 @@ func TestLab(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitCarrier(t, l, "s1gw1", "lan0", false)
+		r, err := l.Probe(ctx, ProbeOptions{From: "s1host", To: netip.MustParseAddr("192.168.1.2"),
+			Interval: 5 * time.Millisecond, Duration: 100 * time.Millisecond, Grace: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Received != 0 {
+			t.Errorf("s1gw1 answered through a pulled cable: %d of %d", r.Received, r.Sent)
+		}
 		if err := l.Plug("s1gw1", "lan0"); err != nil {
 			t.Fatal(err)
 		}
 		waitCarrier(t, l, "s1gw1", "lan0", true)
+		// Traffic flows again (the first packets after a plug may still
+		// be lost while the kernel settles, as on a real link).
+		r, err = l.Probe(ctx, ProbeOptions{From: "s1host", To: netip.MustParseAddr("192.168.1.2"),
+			Duration: 3 * time.Second, StopOnReply: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Received == 0 {
+			t.Errorf("s1gw1 unreachable after plug: %+v", r)
+		}
 	})
 	t.Run("probe across a 500ms unplug", func(t *testing.T) {
 		done := make(chan *ProbeResult)
@@ -453,28 +471,28 @@ func expectReach(t *testing.T, l *Lab, from, to string, icmp bool) {
 	}
 }
 
+// waitCarrier waits for the interface's carrier, reading the flags and
+// oper state through netlink in the node's namespace.
 func waitCarrier(t *testing.T, l *Lab, node, iface string, want bool) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := l.WaitLink(ctx, node, iface, want); err != nil {
+		t.Fatal(err)
+	}
 	ns, _ := l.NS(node)
 	h, err := netnsutil.Handle(ns)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		link, err := h.LinkByName(iface)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := link.Attrs().RawFlags&unix.IFF_LOWER_UP != 0
-		if got == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s %s carrier = %v, want %v (oper %v)", node, iface, got, want, link.Attrs().OperState)
-		}
-		time.Sleep(10 * time.Millisecond)
+	link, err := h.LinkByName(iface)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := link.Attrs()
+	if got := a.RawFlags&unix.IFF_LOWER_UP != 0; got != want || (a.OperState == netlink.OperUp) != want {
+		t.Fatalf("%s %s: carrier %v oper %v, want carrier %v", node, iface, got, a.OperState, want)
 	}
 }
 

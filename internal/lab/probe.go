@@ -437,7 +437,7 @@ func (lg *probeLog) result(o ProbeOptions) *ProbeResult {
 	if o.Timeline {
 		r.Packets = make([]PacketTiming, len(lg.sentAt))
 	}
-	var rttSum time.Duration
+	var rttSum, wStart time.Duration
 	var w *LossWindow
 	for i, sent := range lg.sentAt {
 		got := lg.recvAt[i]
@@ -449,7 +449,7 @@ func (lg *probeLog) result(o ProbeOptions) *ProbeResult {
 		}
 		if got == 0 {
 			if w == nil {
-				w = &LossWindow{FirstSeq: i, StartMS: ms(sent)}
+				w, wStart = &LossWindow{FirstSeq: i, StartMS: ms(sent)}, sent
 			}
 			w.LastSeq, w.Lost = i, w.Lost+1
 			continue
@@ -462,12 +462,12 @@ func (lg *probeLog) result(o ProbeOptions) *ProbeResult {
 		rttSum += rtt
 		r.Received++
 		if w != nil {
-			r.closeWindow(w, ms(sent))
+			r.closeWindow(w, wStart, sent)
 			w = nil
 		}
 	}
 	if w != nil {
-		r.closeWindow(w, ms(lg.sentAt[w.LastSeq]+o.Interval))
+		r.closeWindow(w, wStart, lg.sentAt[w.LastSeq]+o.Interval)
 	}
 	if r.Received > 0 {
 		r.RTTAvgMS = ms(rttSum / time.Duration(r.Received))
@@ -476,9 +476,9 @@ func (lg *probeLog) result(o ProbeOptions) *ProbeResult {
 	return r
 }
 
-func (r *ProbeResult) closeWindow(w *LossWindow, endMS float64) {
-	w.EndMS = endMS
-	w.DurationMS = endMS - w.StartMS
+func (r *ProbeResult) closeWindow(w *LossWindow, start, end time.Duration) {
+	w.EndMS = ms(end)
+	w.DurationMS = ms(end - start)
 	r.Windows = append(r.Windows, *w)
 	r.OutageMS = max(r.OutageMS, w.DurationMS)
 }
