@@ -197,6 +197,14 @@ func (l *Lab) Poweron(ctx context.Context, node string) error {
 			return err
 		}
 	}
+	// The machine comes up with its links up.
+	wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	for _, p := range spec.Ports {
+		if err := l.WaitLink(wctx, node, p.Iface, true); err != nil {
+			return err
+		}
+	}
 	if err := startEcho(l.st, node); err != nil {
 		return err
 	}
