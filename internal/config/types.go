@@ -198,14 +198,17 @@ const (
 
 // Tunnel is one routed GRE-in-ESP (or IP-in-ESP) tunnel over UDP.
 type Tunnel struct {
-	Name         string          `yaml:"name" json:"name"` // interface name, <= 15 chars
-	Local        netip.Addr      `yaml:"local" json:"local"`
-	Remote       netip.Addr      `yaml:"remote" json:"remote"`
-	Port         uint16          `yaml:"port" json:"port"`
-	Mode         TunnelMode      `yaml:"mode" json:"mode"`
-	GREKey       *uint32         `yaml:"gre_key,omitempty" json:"gre_key,omitzero"` // nil = no key (RFC 2890)
-	Address      netip.Prefix    `yaml:"address" json:"address"`                    // inner address with prefix length
-	PeerAddress  netip.Addr      `yaml:"peer_address" json:"peer_address"`
+	Name        string       `yaml:"name" json:"name"` // interface name, <= 15 chars
+	Local       netip.Addr   `yaml:"local" json:"local"`
+	Remote      netip.Addr   `yaml:"remote" json:"remote"`
+	Port        uint16       `yaml:"port" json:"port"`
+	Mode        TunnelMode   `yaml:"mode" json:"mode"`
+	GREKey      *uint32      `yaml:"gre_key,omitempty" json:"gre_key,omitzero"` // nil = no key (RFC 2890)
+	Address     netip.Prefix `yaml:"address" json:"address"`                    // inner address with prefix length
+	PeerAddress netip.Addr   `yaml:"peer_address" json:"peer_address"`
+	// Routes are installed through the tunnel's interface while it runs:
+	// static routing to the other site until BGP does it.
+	Routes       []netip.Prefix  `yaml:"routes,omitempty" json:"routes,omitempty"`
 	WANMTU       int             `yaml:"wan_mtu" json:"wan_mtu"`
 	MTU          int             `yaml:"mtu" json:"mtu"` // always set after Load (derived when written as 0)
 	Cipher       Cipher          `yaml:"cipher" json:"cipher"`

@@ -659,6 +659,11 @@ func (v *validator) tunnelAddress(f string, t *Tunnel) {
 	if !t.Address.IsValid() || !v.ok(f+".address") {
 		return
 	}
+	for i, r := range t.Routes {
+		if r != r.Masked() {
+			v.errf(fmt.Sprintf("%s.routes[%d]", f, i), "%s has host bits set; did you mean %s?", r, r.Masked())
+		}
+	}
 	switch {
 	case t.PeerAddress == t.Address.Addr():
 		v.errf(f+".peer_address", "%s is this end's own address", t.PeerAddress)
