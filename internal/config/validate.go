@@ -612,8 +612,8 @@ func (v *validator) tunnels() {
 		}
 		v.tunnelAddress(f, t)
 		v.tunnelMTU(f, t)
-		if t.ReplayWindow < 32 || t.ReplayWindow > 65536 {
-			v.errf(f+".replay_window", "%d: must be 32..65536 packets", t.ReplayWindow)
+		if t.ReplayWindow < 1024 || t.ReplayWindow > 65536 {
+			v.errf(f+".replay_window", "%d: must be 1024..65536 packets (RFC 4303 3.4.3; smaller windows drop reordered packets of a parallel sender)", t.ReplayWindow)
 		}
 		switch {
 		case t.Keepalive.Interval < Duration(10*time.Millisecond):
