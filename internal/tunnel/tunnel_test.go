@@ -365,7 +365,9 @@ func TestSAErrors(t *testing.T) {
 	}{
 		{"unknown tunnel", ErrUnknownTunnel, func() error { return a.m.InstallInbound("nope", SA{State: esp.State{Cipher: c, SPI: 0x3000, Key: k}}) }},
 		{"spi in use", ErrSPIInUse, func() error { return a.m.InstallInbound("gre-a", SA{State: esp.State{Cipher: c, SPI: 0x2001, Key: k}}) }},
-		{"bad key", esp.ErrKey, func() error { return a.m.InstallInbound("gre-a", SA{State: esp.State{Cipher: c, SPI: 0x3000, Key: k[:5]}}) }},
+		{"bad key", esp.ErrKey, func() error {
+			return a.m.InstallInbound("gre-a", SA{State: esp.State{Cipher: c, SPI: 0x3000, Key: k[:5]}})
+		}},
 		{"outbound before inbound", ErrNoInbound, func() error {
 			return a.m.InstallOutbound("gre-a", SA{State: esp.State{Cipher: c, SPI: 0x3001, Key: k}, Pair: 0x4444}, true)
 		}},
