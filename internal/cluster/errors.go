@@ -33,3 +33,7 @@ var (
 	// a new one.
 	ErrRunning = errors.New("cluster already ran")
 )
+
+// ErrNotRunning: Standby or Takeover while Run is not running (not started
+// yet, or returned). Start the cluster first.
+var ErrNotRunning = errors.New("cluster is not running")

@@ -28,6 +28,7 @@ type Status struct {
 	Carrier       []CarrierStatus `json:"carrier,omitempty"`
 	PingNodes     int             `json:"ping_nodes"`
 	PingReachable int             `json:"ping_reachable"`
+	PingTargets   []PingTarget    `json:"ping_targets,omitempty"`
 	ConfigHash    string          `json:"config_hash"`
 
 	Epoch   uint64      `json:"epoch"`

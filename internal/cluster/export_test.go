@@ -1,0 +1,9 @@
+package cluster
+
+// CrashOnStop makes Run end like a crash: no leaving heartbeat (tests of
+// dead-peer detection).
+func (c *Cluster) CrashOnStop() {
+	c.mu.Lock()
+	c.noGoodbye = true
+	c.mu.Unlock()
+}

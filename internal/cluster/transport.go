@@ -1,0 +1,29 @@
+package cluster
+
+import "net/netip"
+
+// Link is one heartbeat path as a Cluster uses it. The Linux
+// implementations are UDP unicast, UDP multicast and serial
+// (transport_linux.go); package clustertest has an in-memory pair.
+//
+// Send and Recv may be called concurrently with each other (one sender, one
+// receiver); Close may be called at any time, more than once.
+type Link interface {
+	// Send transmits one heartbeat message without blocking. An error
+	// means the message was not handed to the OS; it is counted and not
+	// retried (the next heartbeat follows within a keepalive).
+	Send(msg []byte) error
+	// Recv blocks until a message arrives, copies it into b and returns its
+	// length and, for UDP links, its source address (invalid otherwise). A
+	// message longer than b is truncated to len(b). After Close, Recv
+	// returns an error wrapping net.ErrClosed.
+	Recv(b []byte) (n int, from netip.Addr, err error)
+	// Close releases the link and unblocks Recv.
+	Close() error
+}
+
+// LinkKind is optionally implemented by a Link to name its kind in status
+// ("unicast", "multicast", "serial").
+type LinkKind interface {
+	Kind() string
+}
