@@ -169,12 +169,22 @@ func (l *Lab) Poweroff(node string) error {
 	if !ok || spec.Kind == KindSwitch || spec.Kind == KindRouter {
 		return fmt.Errorf("%q: only gateways and hosts can be powered off", node)
 	}
+	// Freeze every process first: a dead machine does not see its cables
+	// go one by one and cannot hand over in between.
+	nss := []string{l.st.Nodes[node].NS}
+	pids, err := pidsIn(nss)
+	if err != nil {
+		return err
+	}
+	for _, pid := range pids {
+		syscall.Kill(pid, syscall.SIGSTOP)
+	}
 	for _, p := range spec.Ports {
 		if err := l.Unplug(node, p.Iface); err != nil {
 			return err
 		}
 	}
-	if err := killIn([]string{l.st.Nodes[node].NS}, syscall.SIGKILL, 0); err != nil {
+	if err := killIn(nss, syscall.SIGKILL, 0); err != nil {
 		return err
 	}
 	l.st.Nodes[node].PoweredOff = true

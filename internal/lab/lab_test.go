@@ -766,8 +766,19 @@ func TestProbeOptions(t *testing.T) {
 // loads and validates, and says what the lab needs.
 func TestDaemonConfigsValidate(t *testing.T) {
 	dir := t.TempDir()
+	key := func(name string, n int) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(strings.Repeat(name[len(name)-2:], n)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	keys := LabKeys{
+		Cluster:  [2]string{key("c01", 32), key("c02", 32)},
+		Site1To2: key("s12", 36), Site2To1: key("s21", 36),
+	}
 	for _, gw := range Gateways() {
-		text, err := DaemonConfig("havpn-", gw)
+		text, err := DaemonConfig("havpn-", gw, keys)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -785,8 +796,11 @@ func TestDaemonConfigsValidate(t *testing.T) {
 			c.Control.Socket != socketPath("havpn-", gw) || c.Metrics.Listen != "127.0.0.1:9740" {
 			t.Errorf("%s: node %+v control %+v metrics %+v", gw, c.Node, c.Control, c.Metrics)
 		}
+		if c.Cluster == nil || len(c.Cluster.Links) != 2 || len(c.Resources) != 3 || len(c.Tunnels) != 1 {
+			t.Errorf("%s: want a cluster over 2 links, 3 resources and a tunnel, got %+v %+v %+v", gw, c.Cluster, c.Resources, c.Tunnels)
+		}
 	}
-	if _, err := DaemonConfig("havpn-", "s1host"); err == nil {
+	if _, err := DaemonConfig("havpn-", "s1host", keys); err == nil {
 		t.Error("DaemonConfig for a host succeeded")
 	}
 }
