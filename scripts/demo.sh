@@ -13,31 +13,45 @@ fi
 say() { printf '\n== %s\n' "$*"; }
 cleanup() { [ "${KEEP:-0}" = 1 ] || $H lab down --prefix "$P" >/dev/null; }
 trap cleanup EXIT INT TERM
+lab() { $H lab --prefix "$P" "$@"; }
+sock() { echo "/run/havpn-lab/$P/$1.sock"; }
+active() { lab status | awk -v s="$1" '$1 ~ "^"s"gw" && / active / {print $1}'; }
 
-say "Building the lab: 2 sites x 2 gateways, inet router, one host per site"
-$H lab up --prefix "$P"
-$H lab status --prefix "$P"
+say "Building the lab: 2 sites x 2 gateways, inet router, one host per site; one daemon per gateway"
+lab up
+sleep 1
+lab status
 
-say "Each gateway's daemon answers on its control socket"
-for n in s1gw1 s1gw2 s2gw1 s2gw2; do
-	$H lab exec --prefix "$P" "$n" -- "$H" --socket "/run/havpn-lab/$P/$n.sock" status
-	echo
-done
+A1=$(active s1)
+A2=$(active s2)
+say "Each site elected one active gateway: $A1 and $A2. $A1's view:"
+$H --socket "$(sock "$A1")" status
 
-say "s1host reaches both its gateways' LAN addresses (UDP probe, 1 s)"
-$H lab probe --prefix "$P" --from s1host --to 192.168.1.2 --duration 1s
-$H lab probe --prefix "$P" --from s1host --to 192.168.1.3 --duration 1s
+say "The tunnel between the active gateways (GRE in ESP in UDP 4500, static keys for now)"
+$H --socket "$(sock "$A1")" tunnels -o json | head -40
 
-say "Cable pull: s1gw1 lan0 out for 500 ms while s1host probes it every 1 ms"
-$H lab probe --prefix "$P" --from s1host --to 192.168.1.2 --interval 1ms --duration 2s &
+say "s1host pings s2host through the tunnel (ICMP, 1 s)"
+lab probe --from s1host --to 192.168.2.10 --icmp --duration 1s
+
+say "Power-off of $A1 while s1host probes its default gateway (LAN VIP 192.168.1.1) every 1 ms"
+lab probe --from s1host --to 192.168.1.1 --interval 1ms --duration 3s &
 probe=$!
-sleep 0.7
-$H lab unplug --prefix "$P" s1gw1 lan0
-sleep 0.5
-$H lab plug --prefix "$P" s1gw1 lan0
+sleep 1
+lab poweroff "$A1"
 wait $probe
+B1=$(active s1)
+say "$B1 took over. Its status, with the takeover timeline:"
+$H --socket "$(sock "$B1")" status
 
-say "Not in this demo yet: cluster failover, the tunnel, IKE, BGP (see README)"
+say "And across the tunnel after the failover (the peer's replay window must catch up: see README)"
+lab probe --from s1host --to 192.168.2.10 --icmp --duration 3s
+
+say "Powering $A1 back on: it rejoins as standby"
+lab poweron "$A1"
+sleep 1
+lab status
+
+say "Not in this demo yet: IKE keying, BGP, state sync (see README)"
 if [ "${KEEP:-0}" = 1 ]; then
 	echo "lab kept up (KEEP=1); remove it with: $H lab down --prefix $P"
 fi

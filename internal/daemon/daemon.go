@@ -26,6 +26,7 @@ import (
 	"github.com/havpn/havpn/internal/ctl"
 	"github.com/havpn/havpn/internal/metrics"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -60,6 +61,30 @@ type Daemon struct {
 	roleSince   time.Time
 
 	parts *parts // set by Run before serving, read-only afterwards
+	// gatherers are per-run registries of parts that are rebuilt while the
+	// daemon runs (a tunnel's dataplane), served next to reg.
+	gatherers map[string]prometheus.Gatherer
+}
+
+// setGatherer serves g's metrics under key, replacing the previous one.
+func (d *Daemon) setGatherer(key string, g prometheus.Gatherer) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.gatherers == nil {
+		d.gatherers = map[string]prometheus.Gatherer{}
+	}
+	d.gatherers[key] = g
+}
+
+// gather is what /metrics serves: the daemon's registry and every part's.
+func (d *Daemon) gather() ([]*dto.MetricFamily, error) {
+	d.mu.Lock()
+	gs := prometheus.Gatherers{d.reg}
+	for _, g := range d.gatherers {
+		gs = append(gs, g)
+	}
+	d.mu.Unlock()
+	return gs.Gather()
 }
 
 type daemonMetrics struct {
@@ -127,7 +152,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.registerHandlers(srv)
 	var ms *metrics.Server
 	if cfg.Metrics.Listen != "" {
-		if ms, err = metrics.Listen(cfg.Metrics.Listen, d.reg, d.log.With("component", "metrics")); err != nil {
+		if ms, err = metrics.Listen(cfg.Metrics.Listen, prometheus.GathererFunc(d.gather), d.log.With("component", "metrics")); err != nil {
 			return errors.Join(err, srv.Close(), p.close())
 		}
 	}
@@ -158,7 +183,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.log.Error("starting the resource group", "err", err)
 		}
 	} else {
-		d.setRole("standby", "the heartbeat cluster is not wired into the daemon yet: never takes over")
+		d.setRole("init", "waiting for the cluster to decide")
+		d.runCluster(serveCtx, p)
 	}
 
 	var runErr error
@@ -178,8 +204,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // drain releases what the daemon holds (VIPs, routes, SAs) before exit.
 func (d *Daemon) drain(ctx context.Context) error {
-	err := d.release(ctx, "shutting down")
-	return errors.Join(err, d.parts.close())
+	errs := []error{d.stopCluster(ctx)}
+	errs = append(errs, d.release(ctx, "shutting down"), d.parts.close())
+	return errors.Join(errs...)
 }
 
 // Reload loads the config file again. A config that fails validation

@@ -4,24 +4,29 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/havpn/havpn/internal/buildinfo"
+	"github.com/havpn/havpn/internal/cluster"
 	"github.com/havpn/havpn/internal/ctl"
 	"github.com/havpn/havpn/internal/resources"
+	"github.com/havpn/havpn/internal/tunnel"
 )
 
 // Status is the reply to `havpn status`.
 type Status struct {
-	Node      string             `json:"node"`
-	Site      string             `json:"site"`
-	Version   string             `json:"version"`
-	PID       int                `json:"pid"`
-	Started   time.Time          `json:"started"`
-	Uptime    string             `json:"uptime"`
-	Role      string             `json:"role"`
-	Reason    string             `json:"reason"`
-	RoleSince time.Time          `json:"role_since"`
+	Node      string    `json:"node"`
+	Site      string    `json:"site"`
+	Version   string    `json:"version"`
+	PID       int       `json:"pid"`
+	Started   time.Time `json:"started"`
+	Uptime    string    `json:"uptime"`
+	Role      string    `json:"role"`
+	Reason    string    `json:"reason"`
+	RoleSince time.Time `json:"role_since"`
+	// Cluster is the heartbeat cluster's view; absent on a standalone node.
+	Cluster   *cluster.Status    `json:"cluster,omitempty"`
 	Config    ConfigStatus       `json:"config"`
 	Resources []resources.Status `json:"resources"`
 	// LastTransition is the resource group's last start or stop, step by
@@ -57,9 +62,59 @@ func (d *Daemon) registerHandlers(srv *ctl.Server) {
 			return nil, ctl.Errorf(ctl.CodeUnavailable, "%s: not available in this build of the daemon yet", what)
 		}
 	}
-	for _, c := range []string{ctl.CmdTunnels, ctl.CmdSAs, ctl.CmdRoutes, ctl.CmdNeighbors, ctl.CmdStandby, ctl.CmdTakeover} {
+	srv.Handle(ctl.CmdStandby, d.clusterAction("standby", (*cluster.Cluster).Standby))
+	srv.Handle(ctl.CmdTakeover, d.clusterAction("takeover", (*cluster.Cluster).Takeover))
+	srv.Handle(ctl.CmdTunnels, d.handleTunnels)
+	for _, c := range []string{ctl.CmdSAs, ctl.CmdRoutes, ctl.CmdNeighbors} {
 		srv.Handle(c, unavailable(c))
 	}
+}
+
+// clusterAction runs an operator request on the cluster; a refusal (peer
+// not healthy, maintenance) is CodeRefused, which the CLI exits 4 on.
+func (d *Daemon) clusterAction(what string, op func(*cluster.Cluster) error) ctl.Handler {
+	return func(context.Context, json.RawMessage) (any, error) {
+		p := d.getParts()
+		if p == nil || p.cluster == nil {
+			return nil, ctl.Errorf(ctl.CodeUnavailable, "%s: this node has no cluster configured", what)
+		}
+		if err := op(p.cluster); err != nil {
+			return nil, ctl.Errorf(ctl.CodeRefused, "%s refused: %v", what, err)
+		}
+		return ActionReply{what + ": done, role now " + p.cluster.Role().String()}, nil
+	}
+}
+
+// TunnelsReply answers `havpn tunnels`.
+type TunnelsReply struct {
+	Tunnels []tunnel.Status `json:"tunnels"`
+}
+
+func (d *Daemon) handleTunnels(context.Context, json.RawMessage) (any, error) {
+	p := d.getParts()
+	r := TunnelsReply{Tunnels: []tunnel.Status{}}
+	if p == nil {
+		return r, nil
+	}
+	for _, name := range sortedNames(p.tunnels) {
+		r.Tunnels = append(r.Tunnels, p.tunnels[name].status()...)
+	}
+	return r, nil
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (d *Daemon) getParts() *parts {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.parts
 }
 
 func (d *Daemon) handleLogLevel(_ context.Context, args json.RawMessage) (any, error) {
@@ -100,6 +155,10 @@ func (d *Daemon) Status() Status {
 	if d.parts != nil {
 		st.Resources = d.parts.group.Snapshot()
 		st.LastTransition = d.parts.group.Timeline()
+		if d.parts.cluster != nil {
+			cs := d.parts.cluster.Status()
+			st.Cluster = &cs
+		}
 	}
 	return st
 }

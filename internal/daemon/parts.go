@@ -6,15 +6,25 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/havpn/havpn/internal/cluster"
 	"github.com/havpn/havpn/internal/config"
+	"github.com/havpn/havpn/internal/linkmon"
 	"github.com/havpn/havpn/internal/resources"
 	"github.com/havpn/havpn/internal/vip"
+	"golang.org/x/sync/errgroup"
 )
 
 // parts are the components built from the config, owned by Run.
 type parts struct {
-	vipNL *vip.Netlink
-	group *resources.Group
+	cfg     *config.Config
+	vipNL   *vip.Netlink
+	group   *resources.Group
+	cluster *cluster.Cluster          // nil on a standalone node
+	linkmon *linkmon.Monitor          // nil when nothing is monitored
+	tunnels map[string]*tunnelStarter // by resource name
+
+	stopCluster context.CancelFunc // ends the cluster's goroutines
+	clusterDone *errgroup.Group
 }
 
 // buildParts makes the resource group (VIPs, scripts, and stand-ins for
@@ -34,14 +44,25 @@ func (d *Daemon) buildParts(cfg *config.Config) (*parts, error) {
 		garp = cfg.Cluster.GARP
 	}
 	log := d.log
+	starters := d.tunnelStarters(cfg)
 	g, err := resources.NewGroup(cfg.Resources, resources.NewFactory(resources.Deps{
-		Log: log, Addrs: nl, Announcer: nl, VIPMetrics: vm, GARP: garp,
+		Log: log, Addrs: nl, Announcer: nl, VIPMetrics: vm, GARP: garp, Starters: starters,
 	}), resources.Options{Log: log, Registerer: d.reg})
 	if err != nil {
 		nl.Close()
 		return nil, fmt.Errorf("resource group: %w", err)
 	}
-	return &parts{vipNL: nl, group: g}, nil
+	p := &parts{cfg: cfg, vipNL: nl, group: g, tunnels: map[string]*tunnelStarter{}}
+	for name, st := range starters {
+		p.tunnels[name] = st.(*tunnelStarter)
+	}
+	if cfg.Cluster != nil {
+		if err := d.buildCluster(p); err != nil {
+			nl.Close()
+			return nil, err
+		}
+	}
+	return p, nil
 }
 
 // close releases what the parts hold after the group is stopped.

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/havpn/havpn/internal/lab"
+	"github.com/havpn/havpn/internal/lab/labtest"
+)
+
+// activeOf returns the site's active gateway, waiting until exactly one of
+// the two reports active.
+func activeOf(t *testing.T, l *lab.Lab, site string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := l.Status(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var actives []string
+		for _, n := range st {
+			if n.Kind == lab.KindGateway && n.Node[:2] == site && n.Role == "active" {
+				actives = append(actives, n.Node)
+			}
+		}
+		if len(actives) == 1 {
+			return actives[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("site %s: active gateways %v after 10s, want exactly one", site, actives)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestFailoverInLab: the lab's daemons elect one active gateway per site,
+// which holds the VIPs and the tunnel; s1host reaches s2host through it;
+// when site 1's active gateway loses power the other takes over the LAN VIP
+// within a second, and the old one rejoins as standby when powered on.
+func TestFailoverInLab(t *testing.T) {
+	labtest.RequireRoot(t)
+	prefix := labtest.Prefix(t)
+	t.Cleanup(func() { lab.Down(prefix) })
+	ctx := context.Background()
+	if _, err := lab.Up(ctx, lab.Options{Prefix: prefix, Daemons: true, Bin: havpnBin(t)}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := lab.Open(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	active1 := activeOf(t, l, "s1")
+	activeOf(t, l, "s2")
+
+	across := lab.ProbeOptions{From: "s1host", To: netip.MustParseAddr("192.168.2.10"), ICMP: true,
+		Interval: 5 * time.Millisecond, Duration: 500 * time.Millisecond}
+	waitReach(t, l, across)
+
+	p, err := l.StartProbe(ctx, lab.ProbeOptions{From: "s1host", To: netip.MustParseAddr("192.168.1.1"),
+		Interval: time.Millisecond, Duration: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if err := l.Poweroff(active1); err != nil {
+		t.Fatal(err)
+	}
+	r := p.Wait()
+	t.Logf("LAN VIP outage on power-off of %s: %.1f ms (windows %+v)", active1, r.OutageMS, r.Windows)
+	if r.Received == 0 || r.OutageMS > 1000 {
+		t.Errorf("LAN VIP outage %.1f ms (received %d), want under 1000 ms", r.OutageMS, r.Received)
+	}
+	if now := activeOf(t, l, "s1"); now == active1 {
+		t.Fatalf("%s still active after power-off", now)
+	}
+	if err := l.Poweron(ctx, active1); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if now := activeOf(t, l, "s1"); now == active1 {
+		t.Errorf("%s took over again after power-on; with auto_failback off it should rejoin as standby", active1)
+	}
+}
+
+// waitReach waits until a probe gets through without loss.
+func waitReach(t *testing.T, l *lab.Lab, o lab.ProbeOptions) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, err := l.Probe(context.Background(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Sent > 0 && r.Lost == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s -> %s: last probe lost %d of %d", o.From, o.To, r.Lost, r.Sent)
+		}
+	}
+}
