@@ -31,7 +31,7 @@ const (
 	sndBuf = 1 << 20
 	// dumpRetries bounds the retries of a dump interrupted by a
 	// concurrent change (NLM_F_DUMP_INTR).
-	dumpRetries = 8
+	dumpRetries  = 8
 	rtprotKernel = 2
 	mainTable    = 254
 )

@@ -29,7 +29,9 @@ func hops(gws ...string) []fib.NextHop {
 	return out
 }
 
-func ch(p string, gws ...string) fib.Change { return fib.Change{Prefix: pfx(p), NextHops: hops(gws...)} }
+func ch(p string, gws ...string) fib.Change {
+	return fib.Change{Prefix: pfx(p), NextHops: hops(gws...)}
+}
 
 func ours(p string, metric uint32, gws ...string) fib.Route {
 	return fib.Route{Prefix: pfx(p), NextHops: hops(gws...), Table: 254, Protocol: 186, Metric: metric}
@@ -285,8 +287,8 @@ func TestMetrics(t *testing.T) {
 	_ = r.Update([]fib.Change{ch("10.1.0.0/24", "172.16.0.2"), ch("10.2.0.0/24", "172.16.0.2"), ch("10.9.0.0/24", "172.16.0.2")})
 	got := gather(t, reg)
 	for name, want := range map[string]float64{
-		"havpn_fib_routes":                         2,
-		"havpn_fib_failed_prefixes":                1,
+		"havpn_fib_routes":                        2,
+		"havpn_fib_failed_prefixes":               1,
 		`havpn_fib_op_errors_total{op="replace"}`: 1,
 		`havpn_fib_ops_total{op="replace"}`:       2,
 	} {
