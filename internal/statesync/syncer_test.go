@@ -1,0 +1,54 @@
+package statesync
+
+import (
+	"io"
+	"log/slog"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+func TestSyncOverLoopback(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	a, err := New(Options{Log: log, Node: 1, Key: testKey, Listen: netip.MustParseAddrPort("127.0.0.1:0"),
+		Peer: netip.MustParseAddrPort("127.0.0.1:9"), Interval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bAddr := netip.MustParseAddrPort("127.0.0.1:0")
+	b, err := New(Options{Log: log, Node: 2, Key: testKey, Listen: bAddr,
+		Peer: a.conn.LocalAddr().(interface{ AddrPort() netip.AddrPort }).AddrPort(), Interval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.o.Peer = b.conn.LocalAddr().(interface{ AddrPort() netip.AddrPort }).AddrPort()
+	seq := uint64(100)
+	a.o.Source = func() []Entry { seq++; return []Entry{{"gre-site2", 0x1201, seq}} }
+	b.o.Source = func() []Entry { return nil }
+	ctx := t.Context()
+	go a.Run(ctx)
+	go b.Run(ctx)
+
+	time.Sleep(50 * time.Millisecond)
+	if _, ok := b.Last("gre-site2", 0x1201); ok {
+		t.Fatal("standby heard counters from a peer that is not sending")
+	}
+	a.SetSending(true)
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		if v, ok := b.Last("gre-site2", 0x1201); ok && v.Seq > 101 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no update within 2s: %+v", b.Status())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// A replayed older message changes nothing.
+	old, _ := Marshal(Message{Node: 1, Epoch: a.epoch, Seq: 1, Entries: []Entry{{"gre-site2", 0x1201, 1}}}, testKey)
+	b.conn.WriteToUDPAddrPort(old, b.conn.LocalAddr().(interface{ AddrPort() netip.AddrPort }).AddrPort())
+	time.Sleep(30 * time.Millisecond)
+	if v, _ := b.Last("gre-site2", 0x1201); v.Seq <= 1 {
+		t.Errorf("replayed message accepted: seq %d", v.Seq)
+	}
+}
