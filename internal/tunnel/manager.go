@@ -66,6 +66,11 @@ type Options struct {
 	ListenUDP func(local netip.AddrPort) (PacketConn, error)
 	// Now is the clock; nil = time.Now.
 	Now func() time.Time
+	// OutboundSeq gives the sequence number a manual outbound SA starts
+	// after (0: from the beginning). A standby taking over passes the
+	// number its peer last reported plus a margin (package statesync), so
+	// that the other end's replay window accepts the new packets at once.
+	OutboundSeq func(tunnel string, spi uint32) uint64
 }
 
 // Manager runs a set of tunnels that share their UDP sockets: one socket
@@ -245,6 +250,9 @@ func (m *Manager) installManual(t *Tunnel) error {
 		return err
 	}
 	out := SA{State: esp.State{Cipher: t.cipher, SPI: man.Outbound.SPI, Key: outKey, ESN: t.cfg.ESN}, Pair: man.Inbound.SPI}
+	if m.opts.OutboundSeq != nil {
+		out.Seq = m.opts.OutboundSeq(t.name, out.SPI)
+	}
 	return m.InstallOutbound(t.name, out, true)
 }
 
