@@ -11,6 +11,7 @@ import (
 	"github.com/havpn/havpn/internal/cluster"
 	"github.com/havpn/havpn/internal/ctl"
 	"github.com/havpn/havpn/internal/resources"
+	"github.com/havpn/havpn/internal/statesync"
 	"github.com/havpn/havpn/internal/tunnel"
 )
 
@@ -26,7 +27,9 @@ type Status struct {
 	Reason    string    `json:"reason"`
 	RoleSince time.Time `json:"role_since"`
 	// Cluster is the heartbeat cluster's view; absent on a standalone node.
-	Cluster   *cluster.Status    `json:"cluster,omitempty"`
+	Cluster *cluster.Status `json:"cluster,omitempty"`
+	// StateSync is what the standby copy holds; absent without it.
+	StateSync *statesync.Status  `json:"statesync,omitempty"`
 	Config    ConfigStatus       `json:"config"`
 	Resources []resources.Status `json:"resources"`
 	// LastTransition is the resource group's last start or stop, step by
@@ -158,6 +161,10 @@ func (d *Daemon) Status() Status {
 		if d.parts.cluster != nil {
 			cs := d.parts.cluster.Status()
 			st.Cluster = &cs
+		}
+		if d.parts.sync != nil {
+			ss := d.parts.sync.Status()
+			st.StateSync = &ss
 		}
 	}
 	return st

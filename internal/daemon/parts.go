@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/havpn/havpn/internal/config"
 	"github.com/havpn/havpn/internal/linkmon"
 	"github.com/havpn/havpn/internal/resources"
+	"github.com/havpn/havpn/internal/statesync"
 	"github.com/havpn/havpn/internal/vip"
 	"golang.org/x/sync/errgroup"
 )
@@ -22,6 +24,7 @@ type parts struct {
 	cluster *cluster.Cluster          // nil on a standalone node
 	linkmon *linkmon.Monitor          // nil when nothing is monitored
 	tunnels map[string]*tunnelStarter // by resource name
+	sync    *statesync.Syncer         // nil without state sync
 
 	stopCluster context.CancelFunc // ends the cluster's goroutines
 	clusterDone *errgroup.Group
@@ -54,10 +57,12 @@ func (d *Daemon) buildParts(cfg *config.Config) (*parts, error) {
 	}
 	p := &parts{cfg: cfg, vipNL: nl, group: g, tunnels: map[string]*tunnelStarter{}}
 	for name, st := range starters {
-		p.tunnels[name] = st.(*tunnelStarter)
+		ts := st.(*tunnelStarter)
+		ts.startSeq = p.outboundSeq
+		p.tunnels[name] = ts
 	}
 	if cfg.Cluster != nil {
-		if err := d.buildCluster(p); err != nil {
+		if err := errors.Join(d.buildCluster(p), d.buildSync(p)); err != nil {
 			nl.Close()
 			return nil, err
 		}

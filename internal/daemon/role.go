@@ -67,6 +67,9 @@ func (d *Daemon) followRole(ctx context.Context, p *parts) error {
 			ev = e
 		}
 		d.noteTransition(ev)
+		if p.sync != nil {
+			p.sync.SetSending(ev.Role == cluster.RoleActive)
+		}
 		switch {
 		case ev.Role == cluster.RoleActive && ev.Reannounce:
 			d.reannounce(ctx, p.group)
@@ -114,6 +117,9 @@ func (d *Daemon) runCluster(serveCtx context.Context, p *parts) {
 	p.stopCluster, p.clusterDone = cancel, g
 	g.Go(func() error { return p.cluster.Run(gctx) })
 	g.Go(func() error { return d.followRole(gctx, p) })
+	if p.sync != nil {
+		g.Go(func() error { return p.sync.Run(gctx) })
+	}
 	if p.linkmon != nil {
 		g.Go(func() error { return p.linkmon.Run(gctx) })
 		g.Go(func() error { return forwardCarrier(gctx, p.linkmon, p.cluster) })

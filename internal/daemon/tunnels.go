@@ -9,6 +9,7 @@ import (
 
 	"github.com/havpn/havpn/internal/config"
 	"github.com/havpn/havpn/internal/resources"
+	"github.com/havpn/havpn/internal/statesync"
 	"github.com/havpn/havpn/internal/tunnel"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vishvananda/netlink"
@@ -20,6 +21,8 @@ import (
 type tunnelStarter struct {
 	cfg config.Tunnel
 	d   *Daemon
+	// startSeq is where manual outbound SAs start (state sync); nil = 1.
+	startSeq func(tunnel string, spi uint32) uint64
 
 	mu  sync.Mutex // guards m and run
 	m   *tunnel.Manager
@@ -49,7 +52,7 @@ func (s *tunnelStarter) Start(ctx context.Context) error {
 		return nil
 	}
 	reg := prometheus.NewRegistry()
-	m, err := tunnel.New([]config.Tunnel{s.cfg}, tunnel.Options{Log: s.d.log, Registerer: reg})
+	m, err := tunnel.New([]config.Tunnel{s.cfg}, tunnel.Options{Log: s.d.log, Registerer: reg, OutboundSeq: s.startSeq})
 	if err != nil {
 		return fmt.Errorf("tunnel %s: %w", s.cfg.Name, err)
 	}
@@ -124,4 +127,20 @@ func addRoutes(t config.Tunnel) error {
 		}
 	}
 	return nil
+}
+
+// outboundSeqs are the sending SAs' counters, for state sync.
+func (s *tunnelStarter) outboundSeqs() []statesync.Entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		return nil
+	}
+	var out []statesync.Entry
+	for _, sa := range s.m.ExportSAs() {
+		if !sa.Inbound && sa.Active {
+			out = append(out, statesync.Entry{Tunnel: sa.Tunnel, SPI: sa.SA.SPI, Seq: sa.SA.Seq})
+		}
+	}
+	return out
 }

@@ -68,6 +68,8 @@ cluster:
       peer: %[11]s
   ping_nodes: [%[12]s]
   monitor: [wan0, lan0, hb0]
+statesync:
+  link: hb0
 resources:
   - name: wan-vip
     type: vip
