@@ -96,6 +96,9 @@ func BenchmarkTunnel(b *testing.B) {
 // TestNoAllocs runs batches through the send and receive paths over real
 // loopback sockets and checks that they do not allocate.
 func TestNoAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
 	lp := newLoopPair(t, config.CipherAESGCM256, 0)
 	pkt := ipv4(lp.aCfg.Address.Addr(), lp.aCfg.PeerAddress, 1400, true, 1)
 	lp.aDev.ToTunnel <- pkt

@@ -64,6 +64,11 @@ func TestRoundTrip(t *testing.T) {
 			if got := recv(t, a.dev, 5*time.Second); !bytes.Equal(got, back) {
 				t.Fatal("reverse packet differs")
 			}
+			// The counters are added after the TUN write returns.
+			waitFor(t, "counters", func() bool {
+				sa, sb := a.m.Status()[0], b.m.Status()[0]
+				return sa.RxPackets == 1 && sb.RxPackets == 300 && sa.TxPackets == 300 && sb.TxPackets == 1
+			})
 			sa, sb := a.m.Status()[0], b.m.Status()[0]
 			if sa.TxPackets != 300 || sb.RxPackets != 300 || sb.TxPackets != 1 || sa.RxPackets != 1 {
 				t.Errorf("counters: a tx %d rx %d, b tx %d rx %d", sa.TxPackets, sa.RxPackets, sb.TxPackets, sb.RxPackets)
@@ -199,6 +204,10 @@ func TestPMTU(t *testing.T) {
 		if checksum(icmp[40:], sum) != 0 {
 			t.Error("bad ICMPv6 checksum")
 		}
+	})
+	waitFor(t, "too_big counted", func() bool {
+		st := a.m.Status()[0]
+		return st.DropsOut["too_big"] == 2 && st.ICMPSent == 2
 	})
 	st := a.m.Status()[0]
 	if st.DropsOut["too_big"] != 2 || st.ICMPSent != 2 {
