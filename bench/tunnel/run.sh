@@ -15,7 +15,8 @@
 #
 # Environment: PREFIX (default hb<pid>-), SECS (10), RUNS (3), UDPRUNS (1),
 # CIPHER (havpn: aes-gcm-128, the cipher libipsec uses), ONLY ("a b c d"),
-# PROFILE=1 (CPU profile of havpn's sending side, summary in last-run.md).
+# PROFILE=1 (CPU profiles of both havpn sides, summaries in last-run.md),
+# KEEP=1 (keep the work directory with iperf3 JSON, logs and profiles).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HAVPN=${HAVPN:-$ROOT/bin/havpn}
@@ -119,11 +120,9 @@ bench_a() {
 
 # (b) havpn.
 bench_b() {
-  local prof=()
-  [ "${PROFILE:-0}" = 1 ] && prof=(-cpuprofile "$WORK/havpn-s1.pprof")
   for s in 1 2; do
     local extra=()
-    [ $s = 1 ] && extra=("${prof[@]}")
+    [ "${PROFILE:-0}" = 1 ] && extra=(-cpuprofile "$WORK/havpn-s$s.pprof")
     "$WORK/bin/havpnside" -prefix "$P" -side $s -keydir "$WORK/keys" -cipher "$CIPHER" "${extra[@]}" \
       >"$WORK/havpn-$s.out" 2>"$WORK/havpn-$s.log" &
     PIDS+=($!)
@@ -134,9 +133,11 @@ bench_b() {
   done
   measure b
   stop_pids
-  if [ -f "$WORK/havpn-s1.pprof" ]; then
-    (cd "$ROOT" && go tool pprof -top -nodecount 25 "$WORK/bin/havpnside" "$WORK/havpn-s1.pprof") >"$WORK/pprof.txt" 2>/dev/null || true
-  fi
+  for s in 1 2; do
+    if [ -f "$WORK/havpn-s$s.pprof" ]; then
+      (cd "$ROOT" && go tool pprof -top -nodecount 25 "$WORK/bin/havpnside" "$WORK/havpn-s$s.pprof") >"$WORK/pprof-s$s.txt" 2>/dev/null || true
+    fi
+  done
   grep -h stopped "$WORK"/havpn-*.log >&2 || true
 }
 
@@ -259,12 +260,13 @@ declare -A NAME=([a]="(a) bare routing" [b]="(b) havpn $CIPHER" [c]="(c) wiregua
     kc=$(if [[ ${R[c,pps]:-n/a} == n/a ]]; then echo n/a; else awk -v p="${R[c,pps]}" 'BEGIN{print p/1000}'; fi)
     echo "| ${NAME[$x]} | $(fmt "${R[$x,tcp1]}" 3) | $(ratio "${R[$x,tcp1]}" "${R[c,tcp1]:-n/a}") | $(fmt "${R[$x,tcp4]}" 3) | $(ratio "${R[$x,tcp4]}" "${R[c,tcp4]:-n/a}") | $(fmt "$k" 1) | $(ratio "$k" "$kc") |"
   done
-  if [ -f "$WORK/pprof.txt" ]; then
+  for s in 1 2; do
+    [ -f "$WORK/pprof-s$s.txt" ] || continue
     echo
-    echo "CPU profile of havpn's sending side (s1gw1) during (b):"
+    echo "CPU profile of havpn on s${s}gw1 during (b) (s1gw1 mostly sends, s2gw1 mostly receives):"
     echo
     echo '```'
-    head -40 "$WORK/pprof.txt"
+    sed -n '5,40p' "$WORK/pprof-s$s.txt"
     echo '```'
-  fi
+  done
 } | tee "$OUT"
