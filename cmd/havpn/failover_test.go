@@ -52,7 +52,7 @@ func TestFailoverInLab(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	active1 := activeOf(t, l, "s1")
+	activeOf(t, l, "s1")
 	activeOf(t, l, "s2")
 
 	across := lab.ProbeOptions{From: "s1host", To: netip.MustParseAddr("192.168.2.10"), ICMP: true,
@@ -67,6 +67,7 @@ func TestFailoverInLab(t *testing.T) {
 	waitReach(t, l, warm)
 	time.Sleep(1200 * time.Millisecond) // one statesync interval
 
+	var active1 string
 	p, err := l.StartProbe(ctx, lab.ProbeOptions{From: "s1host", To: netip.MustParseAddr("192.168.1.1"),
 		Interval: time.Millisecond, Duration: 3 * time.Second})
 	if err != nil {
@@ -78,6 +79,7 @@ func TestFailoverInLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(500 * time.Millisecond)
+	active1 = activeOf(t, l, "s1")
 	if err := l.Poweroff(active1); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/havpn/havpn/internal/buildinfo"
 	"github.com/havpn/havpn/internal/cluster"
 	"github.com/havpn/havpn/internal/ctl"
+	"github.com/havpn/havpn/internal/ike"
 	"github.com/havpn/havpn/internal/resources"
 	"github.com/havpn/havpn/internal/statesync"
 	"github.com/havpn/havpn/internal/tunnel"
@@ -68,7 +69,8 @@ func (d *Daemon) registerHandlers(srv *ctl.Server) {
 	srv.Handle(ctl.CmdStandby, d.clusterAction("standby", (*cluster.Cluster).Standby))
 	srv.Handle(ctl.CmdTakeover, d.clusterAction("takeover", (*cluster.Cluster).Takeover))
 	srv.Handle(ctl.CmdTunnels, d.handleTunnels)
-	for _, c := range []string{ctl.CmdSAs, ctl.CmdRoutes, ctl.CmdNeighbors} {
+	srv.Handle(ctl.CmdSAs, d.handleSAs)
+	for _, c := range []string{ctl.CmdRoutes, ctl.CmdNeighbors} {
 		srv.Handle(c, unavailable(c))
 	}
 }
@@ -101,6 +103,33 @@ func (d *Daemon) handleTunnels(context.Context, json.RawMessage) (any, error) {
 	}
 	for _, name := range sortedNames(p.tunnels) {
 		r.Tunnels = append(r.Tunnels, p.tunnels[name].status()...)
+	}
+	return r, nil
+}
+
+// SAsReply answers `havpn sas`.
+type SAsReply struct {
+	// Running is false on a node where IKE is configured but not running
+	// (a standby).
+	Running bool         `json:"running"`
+	SAs     []ike.SAInfo `json:"sas"`
+}
+
+func (d *Daemon) handleSAs(ctx context.Context, _ json.RawMessage) (any, error) {
+	p := d.getParts()
+	if p == nil || len(p.ikes) == 0 {
+		return nil, ctl.Errorf(ctl.CodeUnavailable, "sas: no IKE on this node (no ike resource configured)")
+	}
+	r := SAsReply{SAs: []ike.SAInfo{}}
+	for _, name := range sortedNames(p.ikes) {
+		sas, err := p.ikes[name].sas(ctx)
+		if err != nil {
+			return nil, ctl.Errorf(ctl.CodeInternal, "sas: %v", err)
+		}
+		if sas != nil {
+			r.Running = true
+		}
+		r.SAs = append(r.SAs, sas...)
 	}
 	return r, nil
 }

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sync/atomic"
 	"time"
 
 	"github.com/havpn/havpn/internal/cluster"
 	"github.com/havpn/havpn/internal/config"
+	"github.com/havpn/havpn/internal/ike"
 	"github.com/havpn/havpn/internal/linkmon"
 	"github.com/havpn/havpn/internal/resources"
 	"github.com/havpn/havpn/internal/statesync"
@@ -21,10 +23,12 @@ type parts struct {
 	cfg     *config.Config
 	vipNL   *vip.Netlink
 	group   *resources.Group
-	cluster *cluster.Cluster          // nil on a standalone node
-	linkmon *linkmon.Monitor          // nil when nothing is monitored
-	tunnels map[string]*tunnelStarter // by resource name
-	sync    *statesync.Syncer         // nil without state sync
+	cluster *cluster.Cluster           // nil on a standalone node
+	linkmon *linkmon.Monitor           // nil when nothing is monitored
+	tunnels map[string]*tunnelStarter  // by resource name
+	sync    *statesync.Syncer          // nil without state sync
+	ikes    map[string]*ikeStarter     // by resource name
+	ike     atomic.Pointer[ike.Daemon] // the running IKE daemon, for the dataplane
 
 	stopCluster context.CancelFunc // ends the cluster's goroutines
 	clusterDone *errgroup.Group
@@ -37,33 +41,43 @@ func (d *Daemon) buildParts(cfg *config.Config) (*parts, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vip backend: %w", err)
 	}
-	vm, err := vip.NewMetrics(d.reg)
+	p, err := d.buildPartsWith(cfg, nl)
 	if err != nil {
 		nl.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+func (d *Daemon) buildPartsWith(cfg *config.Config, nl *vip.Netlink) (*parts, error) {
+	vm, err := vip.NewMetrics(d.reg)
+	if err != nil {
 		return nil, err
 	}
 	garp := config.GARP{Count: 5, Interval: config.Duration(20 * time.Millisecond)}
 	if cfg.Cluster != nil {
 		garp = cfg.Cluster.GARP
 	}
-	log := d.log
-	starters := d.tunnelStarters(cfg)
-	g, err := resources.NewGroup(cfg.Resources, resources.NewFactory(resources.Deps{
-		Log: log, Addrs: nl, Announcer: nl, VIPMetrics: vm, GARP: garp, Starters: starters,
-	}), resources.Options{Log: log, Registerer: d.reg})
-	if err != nil {
-		nl.Close()
-		return nil, fmt.Errorf("resource group: %w", err)
+	p := &parts{cfg: cfg, vipNL: nl, tunnels: d.tunnelStarters(cfg)}
+	starters := map[string]resources.Starter{}
+	for name, ts := range p.tunnels {
+		ts.startSeq, ts.onIKE = p.outboundSeq, p.handleIKE
+		starters[name] = ts
 	}
-	p := &parts{cfg: cfg, vipNL: nl, group: g, tunnels: map[string]*tunnelStarter{}}
-	for name, st := range starters {
-		ts := st.(*tunnelStarter)
-		ts.startSeq = p.outboundSeq
-		p.tunnels[name] = ts
+	if p.ikes, err = d.ikeStarters(cfg, p); err != nil {
+		return nil, err
+	}
+	for name, is := range p.ikes {
+		starters[name] = is
+	}
+	p.group, err = resources.NewGroup(cfg.Resources, resources.NewFactory(resources.Deps{
+		Log: d.log, Addrs: nl, Announcer: nl, VIPMetrics: vm, GARP: garp, Starters: starters,
+	}), resources.Options{Log: d.log, Registerer: d.reg})
+	if err != nil {
+		return nil, fmt.Errorf("resource group: %w", err)
 	}
 	if cfg.Cluster != nil {
 		if err := errors.Join(d.buildCluster(p), d.buildSync(p)); err != nil {
-			nl.Close()
 			return nil, err
 		}
 	}

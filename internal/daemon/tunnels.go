@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 
 	"github.com/havpn/havpn/internal/config"
-	"github.com/havpn/havpn/internal/resources"
 	"github.com/havpn/havpn/internal/statesync"
 	"github.com/havpn/havpn/internal/tunnel"
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +23,8 @@ type tunnelStarter struct {
 	d   *Daemon
 	// startSeq is where manual outbound SAs start (state sync); nil = 1.
 	startSeq func(tunnel string, spi uint32) uint64
+	// onIKE takes IKE packets arriving on the tunnel's NAT-T socket.
+	onIKE func(pkt []byte, from, to netip.AddrPort)
 
 	mu  sync.Mutex // guards m and run
 	m   *tunnel.Manager
@@ -31,12 +33,12 @@ type tunnelStarter struct {
 
 // tunnelStarters makes a Starter per tunnel resource, keyed by resource
 // name as resources.Deps wants.
-func (d *Daemon) tunnelStarters(cfg *config.Config) map[string]resources.Starter {
+func (d *Daemon) tunnelStarters(cfg *config.Config) map[string]*tunnelStarter {
 	byName := map[string]config.Tunnel{}
 	for _, t := range cfg.Tunnels {
 		byName[t.Name] = t
 	}
-	out := map[string]resources.Starter{}
+	out := map[string]*tunnelStarter{}
 	for _, r := range cfg.Resources {
 		if r.Type == config.ResourceTunnel {
 			out[r.Name] = &tunnelStarter{cfg: byName[r.Tunnel], d: d}
@@ -52,7 +54,7 @@ func (s *tunnelStarter) Start(ctx context.Context) error {
 		return nil
 	}
 	reg := prometheus.NewRegistry()
-	m, err := tunnel.New([]config.Tunnel{s.cfg}, tunnel.Options{Log: s.d.log, Registerer: reg, OutboundSeq: s.startSeq})
+	m, err := tunnel.New([]config.Tunnel{s.cfg}, tunnel.Options{Log: s.d.log, Registerer: reg, OutboundSeq: s.startSeq, IKE: s.onIKE})
 	if err != nil {
 		return fmt.Errorf("tunnel %s: %w", s.cfg.Name, err)
 	}
@@ -143,4 +145,11 @@ func (s *tunnelStarter) outboundSeqs() []statesync.Entry {
 		}
 	}
 	return out
+}
+
+// manager is the running dataplane, or nil.
+func (s *tunnelStarter) manager() *tunnel.Manager {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m
 }

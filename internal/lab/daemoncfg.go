@@ -3,9 +3,15 @@ package lab
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/havpn/havpn/internal/ike/pki"
 )
 
 // DaemonConfig returns the config `lab up` gives a gateway's daemon: the
@@ -13,7 +19,10 @@ import (
 // carrier monitored on every interface) and the resource group: the two
 // site VIPs, then the tunnel to the other site (GRE in ESP, static keys,
 // a static route to the other site's LAN). keys names the key files.
-func DaemonConfig(prefix, node string, keys LabKeys) (string, error) {
+//
+// With keying "ike" the tunnel is keyed by IKEv2 with certificates from the
+// lab's CA (site 1 initiates); with "manual" by the static keys.
+func DaemonConfig(prefix, node string, keys LabKeys, keying string) (string, error) {
 	spec, ok := Spec(node)
 	if !ok || spec.Kind != KindGateway {
 		return "", fmt.Errorf("%q is not a gateway", node)
@@ -68,6 +77,8 @@ cluster:
       peer: %[11]s
   ping_nodes: [%[12]s]
   monitor: [wan0, lan0, hb0]
+  lock_memory: true
+  realtime: true
 statesync:
   link: hb0
 resources:
@@ -91,20 +102,47 @@ tunnels:
     address: %[4]s
     peer_address: %[5]s
     routes: [%[6]s]
-    keying: manual
-    manual:
-      inbound: {spi: %[7]s, key_file: %[8]s}
-      outbound: {spi: %[9]s, key_file: %[10]s}
 `, fmt.Sprintf("gre-site%d", 3-spec.Site), site.WANVIP.Addr(), other.WANVIP.Addr(), site.Tunnel, site.TunPeer,
-		other.LAN, inSPI, in, outSPI, out)
+		other.LAN)
+	switch keying {
+	case "manual":
+		tun += fmt.Sprintf(`    keying: manual
+    manual:
+      inbound: {spi: %s, key_file: %s}
+      outbound: {spi: %s, key_file: %s}
+`, inSPI, in, outSPI, out)
+	case "ike":
+		i := spec.Site - 1
+		tun = strings.Replace(tun, "tunnels:\n", "  - name: ike\n    type: ike\ntunnels:\n", 1)
+		tun += fmt.Sprintf(`    keying: ike
+    ike:
+      remote_id: "@%[1]s"
+      initiator: %[2]t
+ike:
+  local_id: "@%[3]s"
+  auth: cert
+  cert_file: %[4]s
+  key_file: %[5]s
+  ca_file: %[6]s
+  dpd: 1s
+`, siteFQDN(3-spec.Site), true, siteFQDN(spec.Site), keys.Cert[i], keys.Key[i], keys.CA)
+	default:
+		return "", fmt.Errorf("keying %q: want ike or manual", keying)
+	}
 	return text + tun, nil
 }
 
-// LabKeys are the secret files of a lab: a cluster key per site and the
-// tunnel's static keys per direction.
+// siteFQDN is a site's IKE identity and certificate name.
+func siteFQDN(site int) string { return fmt.Sprintf("site%d.lab.havpn.test", site) }
+
+// LabKeys are the secret files of a lab: a cluster key per site, the
+// tunnel's static keys per direction, and the lab CA with a certificate
+// and key per site.
 type LabKeys struct {
 	Cluster            [2]string
 	Site1To2, Site2To1 string
+	CA                 string
+	Cert, Key          [2]string
 }
 
 // labKeys makes (once) and returns the lab's keys.
@@ -120,8 +158,41 @@ func labKeys(prefix string) (LabKeys, error) {
 	if k.Site1To2, err = secretFile(prefix, "site1-to-site2.key", 36); err != nil {
 		return k, err
 	}
-	k.Site2To1, err = secretFile(prefix, "site2-to-site1.key", 36)
-	return k, err
+	if k.Site2To1, err = secretFile(prefix, "site2-to-site1.key", 36); err != nil {
+		return k, err
+	}
+	return k, labPKI(Dir(prefix), &k)
+}
+
+// labPKI makes the lab's CA and one Ed25519 certificate per site, named by
+// the site's FQDN and WAN VIP, the first time.
+func labPKI(dir string, k *LabKeys) error {
+	k.CA = filepath.Join(dir, "ca.crt")
+	for i := range k.Cert {
+		k.Cert[i] = filepath.Join(dir, fmt.Sprintf("site%d.crt", i+1))
+		k.Key[i] = filepath.Join(dir, fmt.Sprintf("site%d.pem", i+1))
+	}
+	if _, err := os.Stat(k.CA); err == nil {
+		return nil
+	}
+	now := time.Now()
+	ca, err := pki.NewCA("havpn lab", "havpn lab CA", pki.Ed25519, now, 30*24*time.Hour)
+	if err != nil {
+		return fmt.Errorf("lab CA: %w", err)
+	}
+	for i := range k.Cert {
+		cert, key, err := ca.Issue(pki.Request{
+			CommonName: siteFQDN(i + 1), DNSNames: []string{siteFQDN(i + 1)},
+			IPs: []netip.Addr{SiteInfo(i + 1).WANVIP.Addr()}, KeyType: pki.Ed25519,
+		}, now)
+		if err != nil {
+			return fmt.Errorf("lab certificate for site %d: %w", i+1, err)
+		}
+		if err := errors.Join(pki.WriteCert(k.Cert[i], cert), pki.WriteKey(k.Key[i], key)); err != nil {
+			return err
+		}
+	}
+	return pki.WriteCert(k.CA, ca.Cert)
 }
 
 // secretFile returns the path of a secret in the lab's state directory,
@@ -146,7 +217,7 @@ func writeDaemonConfig(st *State, node string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	text, err := DaemonConfig(st.Prefix, node, keys)
+	text, err := DaemonConfig(st.Prefix, node, keys, st.Keying)
 	if err != nil {
 		return "", err
 	}

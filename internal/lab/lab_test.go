@@ -777,8 +777,23 @@ func TestDaemonConfigsValidate(t *testing.T) {
 		Cluster:  [2]string{key("c01", 32), key("c02", 32)},
 		Site1To2: key("s12", 36), Site2To1: key("s21", 36),
 	}
+	if err := labPKI(dir, &keys); err != nil {
+		t.Fatal(err)
+	}
+	for _, keying := range []string{"ike", "manual"} {
+		t.Run(keying, func(t *testing.T) { checkDaemonConfigs(t, dir, keys, keying) })
+	}
+	if _, err := DaemonConfig("havpn-", "s1host", keys, "ike"); err == nil {
+		t.Error("DaemonConfig for a host succeeded")
+	}
+	if _, err := DaemonConfig("havpn-", "s1gw1", keys, "none"); err == nil {
+		t.Error("DaemonConfig with keying none succeeded")
+	}
+}
+
+func checkDaemonConfigs(t *testing.T, dir string, keys LabKeys, keying string) {
 	for _, gw := range Gateways() {
-		text, err := DaemonConfig("havpn-", gw, keys)
+		text, err := DaemonConfig("havpn-", gw, keys, keying)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -796,12 +811,9 @@ func TestDaemonConfigsValidate(t *testing.T) {
 			c.Control.Socket != socketPath("havpn-", gw) || c.Metrics.Listen != "127.0.0.1:9740" {
 			t.Errorf("%s: node %+v control %+v metrics %+v", gw, c.Node, c.Control, c.Metrics)
 		}
-		if c.Cluster == nil || len(c.Cluster.Links) != 2 || len(c.Resources) != 3 || len(c.Tunnels) != 1 {
-			t.Errorf("%s: want a cluster over 2 links, 3 resources and a tunnel, got %+v %+v %+v", gw, c.Cluster, c.Resources, c.Tunnels)
+		if c.Cluster == nil || len(c.Cluster.Links) != 2 || len(c.Tunnels) != 1 || string(c.Tunnels[0].Keying) != keying {
+			t.Errorf("%s: want a cluster over 2 links and a tunnel keyed %s, got %+v %+v", gw, keying, c.Cluster, c.Tunnels)
 		}
-	}
-	if _, err := DaemonConfig("havpn-", "s1host", keys); err == nil {
-		t.Error("DaemonConfig for a host succeeded")
 	}
 }
 

@@ -21,6 +21,7 @@ type State struct {
 	Created    time.Time             `json:"created"`
 	Bin        string                `json:"bin"`
 	Daemons    bool                  `json:"daemons"`
+	Keying     string                `json:"keying,omitempty"`
 	Complete   bool                  `json:"complete"`
 	Namespaces []string              `json:"namespaces"`
 	Nodes      map[string]*NodeState `json:"nodes"`
