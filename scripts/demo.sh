@@ -27,8 +27,9 @@ A2=$(active s2)
 say "Each site elected one active gateway: $A1 and $A2. $A1's view:"
 $H --socket "$(sock "$A1")" status
 
-say "The tunnel between the active gateways (GRE in ESP in UDP 4500, static keys for now)"
-$H --socket "$(sock "$A1")" tunnels -o json | head -40
+say "The tunnel between the active gateways: GRE in ESP in UDP 4500, keyed by IKEv2 with certificates from the lab's CA"
+$H --socket "$(sock "$A1")" sas
+$H --socket "$(sock "$A1")" tunnels -o json | head -30
 
 say "s1host pings s2host through the tunnel (ICMP, 1 s)"
 lab probe --from s1host --to 192.168.2.10 --icmp --duration 1s
@@ -49,7 +50,7 @@ B1=$(active s1)
 say "$B1 took over. Its status, with the takeover timeline:"
 $H --socket "$(sock "$B1")" status
 
-say "Through the tunnel after the failover: the standby had the ESP counters (state sync), no re-keying"
+say "Through the tunnel after the failover: the new active negotiated a fresh IKE SA (INITIAL_CONTACT)"
 lab probe --from s1host --to 192.168.2.10 --icmp --duration 1s
 
 say "Powering $A1 back on: it rejoins as standby"
@@ -57,7 +58,7 @@ lab poweron "$A1"
 sleep 1
 lab status
 
-say "Not in this demo yet: IKE keying, BGP (see README)"
+say "Not in this demo yet: BGP (static routes stand in), the failover drill command (see README)"
 if [ "${KEEP:-0}" = 1 ]; then
 	echo "lab kept up (KEEP=1); remove it with: $H lab down --prefix $P"
 fi

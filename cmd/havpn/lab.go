@@ -77,6 +77,7 @@ func newLabUpCmd(g *globals, prefix *string) *cobra.Command {
 	}
 	var noDaemons bool
 	c.Flags().IntVar(&o.Sites, "sites", 2, "number of sites (only 2 so far)")
+	c.Flags().StringVar(&o.Keying, "keying", "ike", "how the tunnel is keyed: ike (IKEv2, lab-made certificates) or manual (static keys)")
 	c.Flags().BoolVar(&noDaemons, "no-daemons", false, "build the network only, start no havpn daemons")
 	c.PreRun = func(*cobra.Command, []string) { o.Daemons = !noDaemons }
 	return c

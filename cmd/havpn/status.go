@@ -3,9 +3,11 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/havpn/havpn/internal/daemon"
+	"github.com/havpn/havpn/internal/ike"
 )
 
 // statusTable renders `havpn status` in the style of crm_mon: who we are,
@@ -42,4 +44,24 @@ func since(t time.Time) string {
 		return "-"
 	}
 	return time.Since(t).Round(time.Millisecond).String() + " ago"
+}
+
+// sasTable prints the IKE SAs like swanctl --list-sas.
+func sasTable(raw json.RawMessage, t *table) error {
+	var r daemon.SAsReply
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return err
+	}
+	if !r.Running {
+		t.row("IKE is not running on this node (standby)")
+		return nil
+	}
+	var b strings.Builder
+	if err := ike.WriteSAs(&b, r.SAs, time.Now()); err != nil {
+		return err
+	}
+	for _, line := range strings.Split(strings.TrimRight(b.String(), "\n"), "\n") {
+		t.row(line)
+	}
+	return nil
 }
