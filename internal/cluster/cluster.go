@@ -74,13 +74,14 @@ type RoleEvent struct {
 // it with New, start it with Run, consume Events, and feed it carrier
 // changes with SetCarrier. Its methods are safe for concurrent use.
 //
-// Concurrency: mu guards the Machine and everything the run loop and the
-// methods share; the run loop (one goroutine on a locked OS thread) is the
-// only one that drives time and sends heartbeats, methods wake it through
-// kick. Receivers (one goroutine per link) decode and authenticate, then
-// pass messages on rx. Log lines and events leave through a notifier
-// goroutine, so a slow log sink or a slow Events reader never delays a
-// heartbeat.
+// Concurrency: while Run runs, the heartbeat loop (one goroutine on a
+// locked OS thread) owns the Machine and all protocol state; it reads the
+// links, ticks and sends heartbeats. Methods hand it closures (exec) and
+// wait: the loop never waits for a lock that an ordinary goroutine holds,
+// so a preempted caller cannot delay a heartbeat (no priority inversion
+// when the loop runs SCHED_FIFO). Before and after Run, mu guards the same
+// state. Log lines and events leave through a notifier goroutine, so a slow
+// log sink or a slow Events reader never delays a heartbeat either.
 type Cluster struct {
 	cfg    *config.Config
 	cl     *config.Cluster
@@ -99,19 +100,27 @@ type Cluster struct {
 	recvC   []prometheus.Counter
 
 	events chan RoleEvent
-	rx     chan rxMsg
-	kick   chan struct{}
+	rx     chan rxMsg           // portable loop: receivers -> loop
+	kick   chan struct{}        // portable loop: wake-up
+	reqs   chan func(time.Time) // exec -> loop
 	ran    atomic.Bool
+	role   atomic.Uint32 // current Role, for Role() without the loop
 
 	drops      [numDropReasons]atomic.Uint64
 	lateTimers atomic.Uint64
 	links      []linkStats
 
-	mu         sync.Mutex // guards everything below
-	m          *Machine   // nil before Run
-	running    bool
-	maint      bool
-	carrier    map[string]bool
+	// mu guards running, loopDone, maint and carrier (the inputs recorded
+	// for a Machine built later), and, while the loop is not running,
+	// the loop's state below.
+	mu       sync.Mutex
+	running  bool
+	loopDone chan struct{} // closed when the loop has returned
+	maint    bool
+	carrier  map[string]bool
+
+	// Owned by the loop while running.
+	m          *Machine // nil before Run
 	epoch      uint64
 	started    time.Time
 	seq        uint64
@@ -122,7 +131,10 @@ type Cluster struct {
 	note       *notifier
 
 	// noGoodbye (tests) makes Run end like a crash: no leaving heartbeat.
-	noGoodbye bool
+	noGoodbye atomic.Bool
+
+	wakeMu sync.Mutex // guards wake
+	wake   func()     // wakes the polling loop (nil when not polling)
 }
 
 type linkStats struct {
@@ -155,6 +167,7 @@ func New(cfg *config.Config, opts Options) (*Cluster, error) {
 	}
 	c := &Cluster{cfg: cfg, cl: cl, opts: opts, log: opts.Log, clock: opts.Clock, key: opts.Key,
 		events: make(chan RoleEvent, 16), rx: make(chan rxMsg, 256), kick: make(chan struct{}, 1),
+		reqs:  make(chan func(time.Time), 64),
 		maint: cl.Maintenance, carrier: map[string]bool{}}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -270,15 +283,8 @@ func SharedConfigHash(cfg *config.Config) string {
 // reader that stops reading stops learning its role.
 func (c *Cluster) Events() <-chan RoleEvent { return c.events }
 
-// Role returns the current role (RoleInit before Run).
-func (c *Cluster) Role() Role {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		return RoleInit
-	}
-	return c.m.Role()
-}
+// Role returns the current role (RoleInit before Run). It takes no lock.
+func (c *Cluster) Role() Role { return Role(c.role.Load()) }
 
 func (c *Cluster) newMachine(now time.Time) *Machine {
 	p := c.params
@@ -323,6 +329,7 @@ func (c *Cluster) Run(ctx context.Context) error {
 	c.epoch = uint64(now.UnixNano())
 	c.started = now
 	c.running = true
+	c.loopDone = make(chan struct{})
 	c.note = n
 	c.mu.Unlock()
 	c.log.Info("cluster starting", "node", c.params.Self.Name, "role", RoleInit.String(),
@@ -333,8 +340,11 @@ func (c *Cluster) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	var nwg sync.WaitGroup
 	nwg.Go(n.run)
-	for i, l := range links {
-		wg.Go(func() { c.receive(ctx, i, l) })
+	polled := c.canPoll(links)
+	if !polled {
+		for i, l := range links {
+			wg.Go(func() { c.receive(ctx, i, l) })
+		}
 	}
 	if pinger != nil {
 		wg.Go(func() { c.pingLoop(ctx, pinger) })
@@ -345,7 +355,17 @@ func (c *Cluster) Run(ctx context.Context) error {
 		// it: a thread given SCHED_FIFO dies with the goroutine instead of
 		// returning to the pool.
 		runtime.LockOSThread()
-		done <- c.loop(ctx, links)
+		var err error
+		if polled {
+			err = c.pollLoop(ctx, links)
+		} else {
+			err = c.loop(ctx, links)
+		}
+		c.mu.Lock()
+		c.running = false
+		c.mu.Unlock()
+		close(c.loopDone)
+		done <- err
 	}()
 	lerr := <-done
 	cancel()
@@ -354,9 +374,6 @@ func (c *Cluster) Run(ctx context.Context) error {
 		pinger.Close()
 	}
 	wg.Wait()
-	c.mu.Lock()
-	c.running = false
-	c.mu.Unlock()
 	c.log.Info("cluster stopped", "node", c.params.Self.Name)
 	n.stop()
 	nwg.Wait()
@@ -385,10 +402,9 @@ func closeLinks(links []Link) {
 	}
 }
 
-// loop is the heartbeat loop: a tick every keepalive (heartbeat sent on
-// every link, dead peers found), received heartbeats, and immediate
-// heartbeats whenever the advert changes.
-func (c *Cluster) loop(ctx context.Context, links []Link) error {
+// startLoop prepares the heartbeat thread: real-time priority when
+// configured, the sender, and the first heartbeat.
+func (c *Cluster) startLoop(links []Link) *sender {
 	if c.cl.Realtime {
 		if err := SetRealtime(RealtimePriority); err != nil {
 			c.log.Warn("heartbeat thread keeps normal scheduling", "err", err)
@@ -396,52 +412,74 @@ func (c *Cluster) loop(ctx context.Context, links []Link) error {
 			c.log.Info("heartbeat thread runs SCHED_FIFO", "priority", RealtimePriority)
 		}
 	}
-	s := &sender{codec: NewCodec(c.key), buf: make([]byte, 0, MaxMessageLen), links: links}
-	ka := c.params.Timers.Keepalive
-	rl := &rateLog{every: 5 * time.Second}
+	s := &sender{codec: NewCodec(c.key), rxCodec: NewCodec(c.key), buf: make([]byte, 0, MaxMessageLen),
+		rxBuf: make([]byte, MaxMessageLen+1), links: links, rl: &rateLog{every: 5 * time.Second}}
 	now := c.clock.Now()
-	c.mu.Lock()
-	c.sendLocked(s, now)
-	c.mu.Unlock()
-	next := now.Add(ka)
-	timer := c.clock.NewTimer(ka)
+	c.send(s, now)
+	s.next = now.Add(c.params.Timers.Keepalive)
+	return s
+}
+
+// tick runs one heartbeat tick at now: late-timer accounting, Machine.Tick,
+// a heartbeat on every link, metrics, rate-limited logs; it advances
+// s.next, skipping ticks that were missed.
+func (c *Cluster) tick(s *sender, now time.Time) {
+	ka := c.params.Timers.Keepalive
+	if late := now.Sub(s.next); late > ka/2 {
+		c.lateTimers.Add(1)
+		c.met.lateTimers.Inc()
+		s.rl.late(late)
+	}
+	c.handle(c.m.Tick(now))
+	c.send(s, now)
+	c.tickMetrics(now)
+	c.rateLogs(s.rl, now)
+	s.next = s.next.Add(ka)
+	if t := c.clock.Now(); !s.next.After(t) {
+		s.next = t.Add(ka) // skip the ticks we missed
+	}
+}
+
+// goodbye sends the leaving heartbeat, twice on every link.
+func (c *Cluster) goodbye(s *sender) {
+	if c.noGoodbye.Load() {
+		return
+	}
+	now := c.clock.Now()
+	adv := c.m.Advert()
+	adv.Role = RoleStandby
+	adv.HandoverTo = 0
+	adv.Flags = adv.Flags&^(FlagEligible|FlagTakeoverReq) | FlagLeaving | FlagYield
+	c.transmit(s, now, adv)
+	c.transmit(s, now, adv)
+}
+
+// loop is the portable heartbeat loop: Go timers, and receiver goroutines
+// passing messages on rx. Run uses it for links it cannot poll itself
+// (package clustertest) or with a Clock that is not RealClock.
+func (c *Cluster) loop(ctx context.Context, links []Link) error {
+	s := c.startLoop(links)
+	timer := c.clock.NewTimer(c.params.Timers.Keepalive)
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			if !c.noGoodbye {
-				c.mu.Lock()
-				c.goodbyeLocked(s, c.clock.Now())
-				c.mu.Unlock()
-			}
+			c.goodbye(s)
 			return nil
 		case <-timer.C():
-			now := c.clock.Now()
-			if late := now.Sub(next); late > ka/2 {
-				c.lateTimers.Add(1)
-				c.met.lateTimers.Inc()
-				rl.late(late)
-			}
 			// Heartbeats that arrived before the tick count before it: a
 			// peer is never declared dead for messages waiting in rx.
 			c.drainRx(s)
-			c.mu.Lock()
-			c.handle(c.m.Tick(now))
-			c.sendLocked(s, now)
-			c.tickMetricsLocked(now)
-			c.mu.Unlock()
-			c.rateLogs(rl, now)
-			next = next.Add(ka)
-			if t := c.clock.Now(); !next.After(t) {
-				next = t.Add(ka) // skip the ticks we missed
-			}
-			timer.Reset(next.Sub(c.clock.Now()))
+			c.tick(s, c.clock.Now())
+			timer.Reset(s.next.Sub(c.clock.Now()))
 		case r := <-c.rx:
 			c.processRx(s, r)
+		case fn := <-c.reqs:
+			now := c.clock.Now()
+			fn(now)
+			c.sendIfChanged(s, now)
 		case <-c.kick:
-			c.mu.Lock()
-			c.sendIfChangedLocked(s, c.clock.Now())
-			c.mu.Unlock()
+			c.sendIfChanged(s, c.clock.Now())
 		}
 	}
 }
@@ -458,42 +496,110 @@ func (c *Cluster) drainRx(s *sender) {
 }
 
 func (c *Cluster) processRx(s *sender, r rxMsg) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	d, outs := c.m.Receive(r.at, r.link, &r.msg)
 	if d != DropNone {
 		c.drop(d)
 	}
 	c.handle(outs)
-	c.sendIfChangedLocked(s, c.clock.Now())
+	c.sendIfChanged(s, c.clock.Now())
 }
 
-// sender owns the outgoing message buffer; only the loop uses it.
-type sender struct {
-	codec *Codec
-	buf   []byte
-	links []Link
-}
-
-func (c *Cluster) sendIfChangedLocked(s *sender, now time.Time) {
-	if c.m.Advert() != c.lastAdvert {
-		c.sendLocked(s, now)
+// drainReqs runs the closures exec queued; it reports whether there were
+// any.
+func (c *Cluster) drainReqs(now time.Time) bool {
+	ran := false
+	for {
+		select {
+		case fn := <-c.reqs:
+			fn(now)
+			ran = true
+		default:
+			return ran
+		}
 	}
 }
 
-func (c *Cluster) sendLocked(s *sender, now time.Time) {
-	adv := c.m.Advert()
-	c.lastAdvert = adv
-	c.transmit(s, now, adv)
+// exec runs fn on the heartbeat loop, which owns the Machine while Run
+// runs, and waits until it ran, with running true. When the loop is not
+// running, fn runs in the caller under mu with running false (c.m is then
+// nil before Run and the final Machine after it).
+func (c *Cluster) exec(fn func(now time.Time, running bool)) {
+	for {
+		c.mu.Lock()
+		if !c.running {
+			fn(c.clock.Now(), false)
+			c.mu.Unlock()
+			return
+		}
+		loopDone := c.loopDone
+		c.mu.Unlock()
+		done := make(chan struct{})
+		req := func(now time.Time) {
+			fn(now, true)
+			close(done)
+		}
+		select {
+		case c.reqs <- req:
+			c.poke()
+			select {
+			case <-done:
+				return
+			case <-loopDone:
+				select {
+				case <-done:
+					return
+				default: // the loop ended first: run it here
+				}
+			}
+		case <-loopDone:
+		}
+	}
 }
 
-// goodbyeLocked sends the leaving heartbeat, twice on every link.
-func (c *Cluster) goodbyeLocked(s *sender, now time.Time) {
+// decode checks the source of a message received on link i and
+// authenticates it into msg; it counts what it drops.
+func (c *Cluster) decode(codec *Codec, i int, b []byte, from netip.Addr, msg *Message) bool {
+	if p := c.cl.Links[i].Peer; p.IsValid() && from.IsValid() && from != p.Unmap() {
+		c.drop(DropSource)
+		return false
+	}
+	if err := codec.Unmarshal(b, msg); err != nil {
+		switch {
+		case errors.Is(err, ErrAuth):
+			c.drop(DropAuth)
+		case errors.Is(err, ErrVersion):
+			c.drop(DropVersion)
+		default:
+			c.drop(DropMalformed)
+		}
+		return false
+	}
+	c.links[i].recv.Add(1)
+	c.recvC[i].Inc()
+	return true
+}
+
+// sender is the heartbeat loop's own state; only the loop uses it.
+type sender struct {
+	codec   *Codec
+	rxCodec *Codec // for links the loop reads itself
+	buf     []byte
+	rxBuf   []byte
+	links   []Link
+	next    time.Time // when the next tick is due
+	rl      *rateLog
+}
+
+// sendIfChanged sends a heartbeat when the advert changed since the last.
+func (c *Cluster) sendIfChanged(s *sender, now time.Time) {
+	if c.m.Advert() != c.lastAdvert {
+		c.send(s, now)
+	}
+}
+
+func (c *Cluster) send(s *sender, now time.Time) {
 	adv := c.m.Advert()
-	adv.Role = RoleStandby
-	adv.HandoverTo = 0
-	adv.Flags = adv.Flags&^(FlagEligible|FlagTakeoverReq) | FlagLeaving | FlagYield
-	c.transmit(s, now, adv)
+	c.lastAdvert = adv
 	c.transmit(s, now, adv)
 }
 
@@ -549,6 +655,7 @@ func (c *Cluster) handle(outs []Output) {
 				}
 				c.met.transitions.WithLabelValues(o.Role.String()).Inc()
 				c.met.setRole(o.Role)
+				c.role.Store(uint32(o.Role))
 			}
 			c.note.event(ev, msg, "role", o.Role.String(), "previous_role", o.From.String(),
 				"reason", o.Reason, "quiet", o.Quiet, "took", now.Sub(o.At).String())
@@ -574,7 +681,7 @@ func attrs(o Output) []any {
 	return a
 }
 
-func (c *Cluster) tickMetricsLocked(now time.Time) {
+func (c *Cluster) tickMetrics(now time.Time) {
 	for pi, p := range c.m.peers {
 		v := 0.0
 		if p.state == peerAlive {
@@ -597,13 +704,17 @@ func (c *Cluster) poke() {
 	case c.kick <- struct{}{}:
 	default:
 	}
+	c.wakeMu.Lock()
+	if c.wake != nil {
+		c.wake()
+	}
+	c.wakeMu.Unlock()
 }
 
-// receive reads one link until it is closed.
+// receive reads one link until it is closed (portable loop only).
 func (c *Cluster) receive(ctx context.Context, i int, l Link) {
 	codec := NewCodec(c.key)
 	buf := make([]byte, MaxMessageLen+1)
-	peerAddr := c.cl.Links[i].Peer.Unmap()
 	for {
 		n, from, err := l.Recv(buf)
 		if err != nil {
@@ -617,26 +728,10 @@ func (c *Cluster) receive(ctx context.Context, i int, l Link) {
 			}
 			continue
 		}
-		at := c.clock.Now()
-		if peerAddr.IsValid() && from.IsValid() && from != peerAddr {
-			c.drop(DropSource)
+		r := rxMsg{link: i, at: c.clock.Now()}
+		if !c.decode(codec, i, buf[:n], from, &r.msg) {
 			continue
 		}
-		var r rxMsg
-		if err := codec.Unmarshal(buf[:n], &r.msg); err != nil {
-			switch {
-			case errors.Is(err, ErrAuth):
-				c.drop(DropAuth)
-			case errors.Is(err, ErrVersion):
-				c.drop(DropVersion)
-			default:
-				c.drop(DropMalformed)
-			}
-			continue
-		}
-		c.links[i].recv.Add(1)
-		c.recvC[i].Inc()
-		r.link, r.at = i, at
 		select {
 		case c.rx <- r:
 		default:
@@ -669,18 +764,19 @@ func (c *Cluster) pingLoop(ctx context.Context, p Pinger) {
 			return
 		}
 		n := tr.update(res)
-		c.mu.Lock()
-		if err != nil && start.Sub(lastErr) > time.Minute {
-			lastErr = start
-			c.note.write(slog.LevelWarn, "ping probe failed", "err", err)
-		}
-		for i := range c.pingUp {
-			c.pingUp[i] = tr.reachable(i)
-		}
-		c.met.pingReach.Set(float64(n))
-		c.handle(c.m.SetPingReachable(c.clock.Now(), n))
-		c.mu.Unlock()
-		c.poke()
+		c.exec(func(now time.Time, running bool) {
+			if err != nil && start.Sub(lastErr) > time.Minute {
+				lastErr = start
+				c.note.write(slog.LevelWarn, "ping probe failed", "err", err)
+			}
+			for i := range c.pingUp {
+				c.pingUp[i] = tr.reachable(i)
+			}
+			c.met.pingReach.Set(float64(n))
+			if running {
+				c.handle(c.m.SetPingReachable(now, n))
+			}
+		})
 		if !sleepCtx(ctx, c.clock, max(interval-c.clock.Now().Sub(start), 0)) {
 			return
 		}
@@ -693,15 +789,14 @@ func (c *Cluster) pingLoop(ctx context.Context, p Pinger) {
 // ErrNotRunning. On a node that is not active it sets the operator's
 // standby preference.
 func (c *Cluster) Standby() error {
-	c.mu.Lock()
-	if !c.running {
-		c.mu.Unlock()
-		return ErrNotRunning
-	}
-	outs, err := c.m.Standby(c.clock.Now())
-	c.handle(outs)
-	c.mu.Unlock()
-	c.poke()
+	err := ErrNotRunning
+	c.exec(func(now time.Time, running bool) {
+		if running {
+			var outs []Output
+			outs, err = c.m.Standby(now)
+			c.handle(outs)
+		}
+	})
 	if err != nil {
 		return fmt.Errorf("standby: %w", err)
 	}
@@ -713,15 +808,14 @@ func (c *Cluster) Standby() error {
 // request the peer does not answer lapses after deadtime and is logged).
 // It fails with ErrMaintenance, ErrNotEligible or ErrNotRunning.
 func (c *Cluster) Takeover() error {
-	c.mu.Lock()
-	if !c.running {
-		c.mu.Unlock()
-		return ErrNotRunning
-	}
-	outs, err := c.m.Takeover(c.clock.Now())
-	c.handle(outs)
-	c.mu.Unlock()
-	c.poke()
+	err := ErrNotRunning
+	c.exec(func(now time.Time, running bool) {
+		if running {
+			var outs []Output
+			outs, err = c.m.Takeover(now)
+			c.handle(outs)
+		}
+	})
 	if err != nil {
 		return fmt.Errorf("takeover: %w", err)
 	}
@@ -735,11 +829,12 @@ func (c *Cluster) Takeover() error {
 func (c *Cluster) SetCarrier(iface string, up bool) {
 	c.mu.Lock()
 	c.carrier[iface] = up
-	if c.running {
-		c.handle(c.m.SetCarrier(c.clock.Now(), iface, up))
-	}
 	c.mu.Unlock()
-	c.poke()
+	c.exec(func(now time.Time, running bool) {
+		if running {
+			c.handle(c.m.SetCarrier(now, iface, up))
+		}
+	})
 }
 
 // SetMaintenance switches maintenance mode (see Machine.SetMaintenance).
@@ -747,19 +842,23 @@ func (c *Cluster) SetCarrier(iface string, up bool) {
 func (c *Cluster) SetMaintenance(on bool) {
 	c.mu.Lock()
 	c.maint = on
-	if c.running {
-		c.handle(c.m.SetMaintenance(c.clock.Now(), on))
-	}
 	c.mu.Unlock()
-	c.poke()
+	c.exec(func(now time.Time, running bool) {
+		if running {
+			c.handle(c.m.SetMaintenance(now, on))
+		}
+	})
 }
 
 // Status returns a snapshot. Before Run it shows the configured node in
 // RoleInit.
 func (c *Cluster) Status() Status {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := c.clock.Now()
+	var st Status
+	c.exec(func(now time.Time, _ bool) { st = c.status(now) })
+	return st
+}
+
+func (c *Cluster) status(now time.Time) Status {
 	m := c.m
 	if m == nil {
 		m = c.newMachine(now)

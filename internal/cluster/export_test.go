@@ -3,7 +3,5 @@ package cluster
 // CrashOnStop makes Run end like a crash: no leaving heartbeat (tests of
 // dead-peer detection).
 func (c *Cluster) CrashOnStop() {
-	c.mu.Lock()
-	c.noGoodbye = true
-	c.mu.Unlock()
+	c.noGoodbye.Store(true)
 }

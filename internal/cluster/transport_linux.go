@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
@@ -43,7 +44,11 @@ type udpLink struct {
 	kind string
 	conn *net.UDPConn
 	rc   syscall.RawConn
+	sock int // the descriptor, for the polling loop
 	dst  unix.Sockaddr
+
+	from    unix.RawSockaddrAny // recvNonblock's source address buffer
+	fromLen uint32
 }
 
 // Heartbeats ask for the front of the queue: SO_PRIORITY 6
@@ -105,6 +110,7 @@ func openUDP(l config.Link, port uint16) (*udpLink, error) {
 		conn.Close()
 		return nil, fmt.Errorf("raw connection: %w", err)
 	}
+	u.rc.Control(func(fd uintptr) { u.sock = int(fd) })
 	if kind == "multicast" {
 		if err := joinGroup(conn, ifi, dst); err != nil {
 			conn.Close()
@@ -137,21 +143,43 @@ func joinGroup(conn *net.UDPConn, ifi *net.Interface, group netip.Addr) error {
 
 func (u *udpLink) Kind() string { return u.kind }
 
+// Send uses the descriptor directly (no Go poller, no allocation): the
+// socket is non-blocking and only Run closes it, after the loop ended.
 func (u *udpLink) Send(b []byte) error {
-	var serr error
-	err := u.rc.Write(func(fd uintptr) bool {
-		serr = unix.Sendto(int(fd), b, unix.MSG_DONTWAIT, u.dst)
-		return true
-	})
-	if err != nil {
-		return err
-	}
-	return serr
+	return unix.Sendto(u.sock, b, unix.MSG_DONTWAIT, u.dst)
 }
 
 func (u *udpLink) Recv(b []byte) (int, netip.Addr, error) {
 	n, from, err := u.conn.ReadFromUDPAddrPort(b)
 	return n, from.Addr().Unmap(), err
+}
+
+func (u *udpLink) fd() int { return u.sock }
+
+// recvNonblock is recvfrom(2) with MSG_DONTWAIT into the link's own
+// address buffer: unlike unix.Recvfrom it allocates nothing.
+func (u *udpLink) recvNonblock(b []byte) (int, netip.Addr, bool, error) {
+	if len(b) == 0 {
+		return 0, netip.Addr{}, false, nil
+	}
+	u.fromLen = unix.SizeofSockaddrAny
+	r, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(u.sock), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
+		unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&u.from)), uintptr(unsafe.Pointer(&u.fromLen)))
+	switch errno {
+	case 0:
+	case unix.EAGAIN, unix.EINTR:
+		return 0, netip.Addr{}, false, nil
+	default:
+		return 0, netip.Addr{}, false, errno
+	}
+	var from netip.Addr
+	switch u.from.Addr.Family {
+	case unix.AF_INET:
+		from = netip.AddrFrom4((*unix.RawSockaddrInet4)(unsafe.Pointer(&u.from)).Addr)
+	case unix.AF_INET6:
+		from = netip.AddrFrom16((*unix.RawSockaddrInet6)(unsafe.Pointer(&u.from)).Addr).Unmap()
+	}
+	return int(r), from, true, nil
 }
 
 func (u *udpLink) Close() error {
@@ -167,6 +195,7 @@ func (u *udpLink) Close() error {
 type serialLink struct {
 	f       *os.File
 	rc      syscall.RawConn
+	sysfd   int
 	d       deframer
 	accept  func([]byte) bool
 	codec   *Codec
@@ -199,7 +228,7 @@ func openSerial(path string, baud int, key []byte) (*serialLink, error) {
 		f.Close()
 		return nil, fmt.Errorf("serial %s: %w", path, err)
 	}
-	s := &serialLink{f: f, rc: rc, codec: NewCodec(key)}
+	s := &serialLink{f: f, rc: rc, sysfd: fd, codec: NewCodec(key)}
 	s.accept = func(b []byte) bool { return s.codec.Unmarshal(b, &s.scratch) == nil }
 	return s, nil
 }
@@ -257,6 +286,26 @@ func (s *serialLink) Recv(b []byte) (int, netip.Addr, error) {
 				return 0, netip.Addr{}, fmt.Errorf("serial read: %w", net.ErrClosed)
 			}
 			return 0, netip.Addr{}, err
+		}
+		s.d.filled(n)
+	}
+}
+
+func (s *serialLink) fd() int { return s.sysfd }
+
+func (s *serialLink) recvNonblock(b []byte) (int, netip.Addr, bool, error) {
+	for {
+		if msg, ok := s.d.next(s.accept); ok {
+			return copy(b, msg), netip.Addr{}, true, nil
+		}
+		n, err := unix.Read(s.sysfd, s.d.space())
+		switch {
+		case errors.Is(err, unix.EAGAIN):
+			return 0, netip.Addr{}, false, nil
+		case err != nil:
+			return 0, netip.Addr{}, false, fmt.Errorf("serial read: %w", err)
+		case n == 0:
+			return 0, netip.Addr{}, false, nil
 		}
 		s.d.filled(n)
 	}
