@@ -146,6 +146,13 @@ type linkStats struct {
 	lastErr atomic.Pointer[string]
 }
 
+func (l *linkStats) lastError() string {
+	if p := l.lastErr.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
 type rxMsg struct {
 	link int
 	at   time.Time
@@ -381,17 +388,21 @@ func (c *Cluster) Run(ctx context.Context) error {
 }
 
 func (c *Cluster) openLinks() ([]Link, error) {
-	if c.opts.Links != nil {
-		return c.opts.Links, nil
-	}
-	var links []Link
-	for _, l := range c.cl.Links {
-		lk, err := openLink(l, c.cl.Port, c.key)
-		if err != nil {
-			closeLinks(links)
-			return nil, err
+	links := c.opts.Links
+	if links == nil {
+		for _, l := range c.cl.Links {
+			lk, err := openLink(l, c.cl.Port, c.key)
+			if err != nil {
+				closeLinks(links)
+				return nil, err
+			}
+			links = append(links, lk)
 		}
-		links = append(links, lk)
+	}
+	for _, l := range links {
+		if d, ok := l.(dropReporter); ok {
+			d.setDropFunc(c.drop)
+		}
 	}
 	return links, nil
 }
@@ -615,10 +626,14 @@ func (c *Cluster) transmit(s *sender, now time.Time, adv Advert) {
 	}
 	for i, l := range s.links {
 		if err := l.Send(b); err != nil {
+			if err == errSkipped {
+				continue
+			}
 			c.links[i].errs.Add(1)
 			c.errC[i].Inc()
-			e := err.Error()
-			c.links[i].lastErr.Store(&e)
+			if e := err.Error(); c.links[i].lastError() != e {
+				c.links[i].lastErr.Store(&e)
+			}
 			continue
 		}
 		c.links[i].sent.Add(1)

@@ -1,6 +1,9 @@
 package cluster
 
-import "net/netip"
+import (
+	"errors"
+	"net/netip"
+)
 
 // Link is one heartbeat path as a Cluster uses it. The Linux
 // implementations are UDP unicast, UDP multicast and serial
@@ -26,4 +29,16 @@ type Link interface {
 // ("unicast", "multicast", "serial").
 type LinkKind interface {
 	Kind() string
+}
+
+// errSkipped is returned by a Link's Send that left a message out on
+// purpose (a serial line still busy with the previous frame); it is
+// counted neither as sent nor as an error.
+var errSkipped = errors.New("heartbeat skipped: line busy")
+
+// dropReporter is implemented by links that discard messages themselves
+// (a serial link resynchronising past a frame that does not authenticate),
+// so that those drops are counted too.
+type dropReporter interface {
+	setDropFunc(func(DropReason))
 }

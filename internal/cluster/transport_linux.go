@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/net/ipv4"
@@ -202,7 +203,13 @@ type serialLink struct {
 	scratch Message
 	sendBuf [MaxFrameLen]byte
 	once    sync.Once
+
+	baud      int
+	busyUntil time.Time        // the previous frame is on the line until then
+	onDrop    func(DropReason) // counts frames that fail authentication
 }
+
+func (s *serialLink) setDropFunc(f func(DropReason)) { s.onDrop = f }
 
 var baudRates = map[int]uint32{
 	9600: unix.B9600, 19200: unix.B19200, 38400: unix.B38400,
@@ -228,8 +235,21 @@ func openSerial(path string, baud int, key []byte) (*serialLink, error) {
 		f.Close()
 		return nil, fmt.Errorf("serial %s: %w", path, err)
 	}
-	s := &serialLink{f: f, rc: rc, sysfd: fd, codec: NewCodec(key)}
-	s.accept = func(b []byte) bool { return s.codec.Unmarshal(b, &s.scratch) == nil }
+	s := &serialLink{f: f, rc: rc, sysfd: fd, codec: NewCodec(key), baud: baud}
+	s.accept = func(b []byte) bool {
+		err := s.codec.Unmarshal(b, &s.scratch)
+		if err != nil && s.onDrop != nil {
+			switch {
+			case errors.Is(err, ErrAuth):
+				s.onDrop(DropAuth)
+			case errors.Is(err, ErrVersion):
+				s.onDrop(DropVersion)
+			default:
+				s.onDrop(DropMalformed)
+			}
+		}
+		return err == nil
+	}
 	return s, nil
 }
 
@@ -254,21 +274,26 @@ func makeRaw(fd int, speed uint32) error {
 
 func (s *serialLink) Kind() string { return "serial" }
 
-// Send writes one frame without blocking; when the tty's output buffer is
-// full the frame (or its tail) is lost and the receiver resynchronises.
+// Send writes one frame without blocking. It is paced by the line: a
+// frame takes len*10/baud seconds (8N1), and a message offered before the
+// previous frame can have left is skipped (errSkipped), so that a keepalive
+// shorter than a frame's time on the wire does not fill the tty buffer with
+// partial frames; the next heartbeat carries the current state. When the
+// buffer is full anyway the frame (or its tail) is lost and the receiver
+// resynchronises.
 func (s *serialLink) Send(msg []byte) error {
+	now := time.Now()
+	if now.Before(s.busyUntil) {
+		return errSkipped
+	}
 	frame := AppendFrame(s.sendBuf[:0], msg)
-	var n int
-	var werr error
-	err := s.rc.Write(func(fd uintptr) bool {
-		n, werr = unix.Write(int(fd), frame)
-		return true
-	})
+	n, err := unix.Write(s.sysfd, frame)
+	if n > 0 {
+		s.busyUntil = now.Add(time.Duration(n*10) * time.Second / time.Duration(s.baud))
+	}
 	switch {
 	case err != nil:
 		return err
-	case werr != nil:
-		return werr
 	case n < len(frame):
 		return fmt.Errorf("short write to serial: %d of %d bytes", n, len(frame))
 	}
