@@ -243,6 +243,11 @@ type ManualSA struct {
 type TunnelIKE struct {
 	RemoteID  string `yaml:"remote_id" json:"remote_id"`
 	Initiator bool   `yaml:"initiator" json:"initiator"`
+	// LocalTS and RemoteTS are the subnets a mode ip tunnel protects
+	// (tunnel-mode traffic selectors for third-party peers); empty means
+	// everything (0.0.0.0/0 or ::/0).
+	LocalTS  []netip.Prefix `yaml:"local_ts,omitempty" json:"local_ts,omitempty"`
+	RemoteTS []netip.Prefix `yaml:"remote_ts,omitempty" json:"remote_ts,omitempty"`
 }
 
 // IKEAuth is the IKE authentication method.

@@ -659,6 +659,22 @@ func (v *validator) tunnelAddress(f string, t *Tunnel) {
 	if !t.Address.IsValid() || !v.ok(f+".address") {
 		return
 	}
+	if t.IKE != nil {
+		for _, ts := range []struct {
+			name string
+			ps   []netip.Prefix
+		}{{"local_ts", t.IKE.LocalTS}, {"remote_ts", t.IKE.RemoteTS}} {
+			for i, p := range ts.ps {
+				fi := fmt.Sprintf("%s.ike.%s[%d]", f, ts.name, i)
+				switch {
+				case t.Mode != ModeIP:
+					v.errf(fi, "traffic selectors apply to mode ip tunnels only (mode gre protects GRE between local and remote)")
+				case p != p.Masked():
+					v.errf(fi, "%s has host bits set; did you mean %s?", p, p.Masked())
+				}
+			}
+		}
+	}
 	for i, r := range t.Routes {
 		if r != r.Masked() {
 			v.errf(fmt.Sprintf("%s.routes[%d]", f, i), "%s has host bits set; did you mean %s?", r, r.Masked())

@@ -105,6 +105,12 @@ func FromConfig(c *config.Config) (Config, error) {
 				all = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
 			}
 			p.Mode, p.LocalTS, p.RemoteTS = ModeTunnel, []netip.Prefix{all}, []netip.Prefix{all}
+			if t.IKE != nil && len(t.IKE.LocalTS) > 0 {
+				p.LocalTS = t.IKE.LocalTS
+			}
+			if t.IKE != nil && len(t.IKE.RemoteTS) > 0 {
+				p.RemoteTS = t.IKE.RemoteTS
+			}
 		}
 		out.Peers = append(out.Peers, p)
 	}

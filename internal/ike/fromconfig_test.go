@@ -2,6 +2,7 @@ package ike
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -61,6 +62,15 @@ func TestFromConfig(t *testing.T) {
 	if p := c.Peers[1]; p.Mode != ModeTunnel || p.RemoteID.String() != "203.0.113.9" || p.LocalTS[0].String() != "0.0.0.0/0" {
 		t.Fatalf("ip peer %+v", p)
 	}
+	withTS := base()
+	withTS.Tunnels[1].IKE = &config.TunnelIKE{
+		LocalTS:  []netip.Prefix{netip.MustParsePrefix("192.168.1.0/24")},
+		RemoteTS: []netip.Prefix{netip.MustParsePrefix("10.3.0.0/16"), netip.MustParsePrefix("10.4.0.0/16")},
+	}
+	if ct, err := FromConfig(withTS); err != nil || fmtPrefixes(ct.Peers[1].LocalTS) != "[192.168.1.0/24]" ||
+		fmtPrefixes(ct.Peers[1].RemoteTS) != "[10.3.0.0/16 10.4.0.0/16]" {
+		t.Fatalf("configured traffic selectors: %v %+v", err, ct.Peers)
+	}
 	if len(c.Certificates) != 1 || c.Key == nil || len(c.CAs) != 1 || c.DPD != 10*time.Second {
 		t.Fatalf("credentials/timers %+v", c)
 	}
@@ -103,3 +113,5 @@ func TestFromConfig(t *testing.T) {
 		})
 	}
 }
+
+func fmtPrefixes(ps []netip.Prefix) string { return fmt.Sprint(ps) }
