@@ -392,9 +392,8 @@ func TestNetlink100k(t *testing.T) {
 	if err != nil || cnt != n {
 		t.Fatalf("kernel has %d routes of ours (%v), want %d", cnt, err, n)
 	}
-	if took > 3*time.Second {
-		t.Errorf("installing %d routes took %v, want < 3s", n, took)
-	}
+	// Speed is measured by bench/bgp, not asserted here: a timed test
+	// fails on a loaded machine and under -race.
 	start = time.Now()
 	if err := r.Flush(); err != nil {
 		t.Fatal(err)
