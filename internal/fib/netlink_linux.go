@@ -265,6 +265,94 @@ func (k *Netlink) Connected(table uint32) (map[netip.Prefix]struct{}, error) {
 	return set, nil
 }
 
+// Addrs lists the addresses on the box with their prefix lengths (IPv4
+// and IPv6, every interface).
+func (k *Netlink) Addrs() ([]netip.Prefix, error) {
+	var addrs []netlink.Addr
+	var err error
+	for range dumpRetries {
+		addrs, err = k.h.AddrList(nil, netlink.FAMILY_ALL)
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing addresses: %w", err)
+	}
+	out := make([]netip.Prefix, 0, len(addrs))
+	for _, a := range addrs {
+		if a.IPNet == nil {
+			continue
+		}
+		ip := addrOf(a.IP)
+		if !ip.IsValid() {
+			continue
+		}
+		ones, _ := a.Mask.Size()
+		out = append(out, netip.PrefixFrom(ip, ones))
+	}
+	return out, nil
+}
+
+// WatchRoutes calls changed (which must not block) on every route change
+// except those of protocol ignore, and on every address change, until ctx
+// is done; it subscribes again when a subscription breaks. It returns an
+// error only when it cannot subscribe at all.
+func (k *Netlink) WatchRoutes(ctx context.Context, ignore uint8, changed func()) error {
+	var nsp *netns.NsHandle
+	if k.ns.IsOpen() {
+		nsp = &k.ns
+	}
+	for first := true; ; first = false {
+		done := make(chan struct{})
+		routeCh := make(chan netlink.RouteUpdate, 1024)
+		addrCh := make(chan netlink.AddrUpdate, 256)
+		err := netlink.RouteSubscribeWithOptions(routeCh, done, netlink.RouteSubscribeOptions{
+			Namespace: nsp, ReceiveBufferSize: 4 << 20, ReceiveBufferForceSize: true,
+		})
+		if err == nil {
+			err = netlink.AddrSubscribeWithOptions(addrCh, done, netlink.AddrSubscribeOptions{
+				Namespace: nsp, ReceiveBufferSize: 1 << 20, ReceiveBufferForceSize: true,
+			})
+		}
+		if err != nil {
+			close(done)
+			if first {
+				return fmt.Errorf("subscribing to route and address changes: %w", err)
+			}
+		} else {
+			if !first {
+				changed()
+			}
+		loop:
+			for {
+				select {
+				case <-ctx.Done():
+					break loop
+				case u, ok := <-routeCh:
+					if !ok {
+						break loop
+					}
+					if uint8(u.Protocol) != ignore {
+						changed()
+					}
+				case _, ok := <-addrCh:
+					if !ok {
+						break loop
+					}
+					changed()
+				}
+			}
+			close(done)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
 // Watch implements Kernel: it subscribes to address and link changes, and
 // subscribes again (reporting a change) when a subscription breaks, e.g. on
 // ENOBUFS when events were lost.

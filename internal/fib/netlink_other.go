@@ -40,4 +40,10 @@ func (*Netlink) Connected(uint32) (map[netip.Prefix]struct{}, error) { return ni
 // Watch implements Kernel.
 func (*Netlink) Watch(context.Context, func()) error { return ErrUnsupported }
 
+// Addrs returns ErrUnsupported.
+func (*Netlink) Addrs() ([]netip.Prefix, error) { return nil, ErrUnsupported }
+
+// WatchRoutes returns ErrUnsupported.
+func (*Netlink) WatchRoutes(context.Context, uint8, func()) error { return ErrUnsupported }
+
 var _ Kernel = (*Netlink)(nil)

@@ -31,6 +31,8 @@ type Kernel struct {
 	log       []string
 	fail      map[netip.Prefix]error
 	watchers  []func()
+	rwatchers []func(proto uint8)
+	addrs     []netip.Prefix
 	batches   int
 }
 
@@ -56,6 +58,68 @@ func (k *Kernel) Preload(rs ...fib.Route) {
 		r.NextHops = fib.SortNextHops(slices.Clone(r.NextHops))
 		k.routes[keyOf(r)] = r
 	}
+}
+
+// AddRoute puts routes in the table without recording an op, like an admin
+// or another program would, and notifies route watchers.
+func (k *Kernel) AddRoute(rs ...fib.Route) {
+	k.Preload(rs...)
+	k.notifyRoutes(rs)
+}
+
+// DelRoute removes routes (matched by prefix, table, protocol and metric)
+// without recording an op and notifies route watchers.
+func (k *Kernel) DelRoute(rs ...fib.Route) {
+	k.mu.Lock()
+	for _, r := range rs {
+		delete(k.routes, keyOf(r))
+	}
+	k.mu.Unlock()
+	k.notifyRoutes(rs)
+}
+
+func (k *Kernel) notifyRoutes(rs []fib.Route) {
+	k.mu.Lock()
+	ws := slices.Clone(k.rwatchers)
+	k.mu.Unlock()
+	for _, r := range rs {
+		for _, w := range ws {
+			w(r.Protocol)
+		}
+	}
+}
+
+// SetAddrs replaces the addresses on the box (for Addrs) and notifies
+// route watchers. It does not change the connected set (SetConnected).
+func (k *Kernel) SetAddrs(ps ...netip.Prefix) {
+	k.mu.Lock()
+	k.addrs = slices.Clone(ps)
+	ws := slices.Clone(k.rwatchers)
+	k.mu.Unlock()
+	for _, w := range ws {
+		w(0)
+	}
+}
+
+// Addrs returns what SetAddrs set.
+func (k *Kernel) Addrs() ([]netip.Prefix, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.addrs), nil
+}
+
+// WatchRoutes calls changed on AddRoute, DelRoute and SetAddrs, except for
+// routes of protocol ignore, until ctx is done.
+func (k *Kernel) WatchRoutes(ctx context.Context, ignore uint8, changed func()) error {
+	k.mu.Lock()
+	k.rwatchers = append(k.rwatchers, func(proto uint8) {
+		if proto != ignore || proto == 0 {
+			changed()
+		}
+	})
+	k.mu.Unlock()
+	<-ctx.Done()
+	return nil
 }
 
 // SetConnected replaces the set of connected prefixes and notifies
