@@ -51,7 +51,7 @@ type Options struct {
 	// IKE receives every payload on a tunnel socket that starts with the
 	// non-ESP marker (RFC 3948 §2.2), marker included, as ike.Daemon's
 	// HandlePacket wants it. It is called on the receive goroutine and must
-	// not block nor keep pkt. nil = counted and dropped.
+	// not block nor keep pkt. nil = counted and dropped until SetIKE.
 	IKE func(pkt []byte, from, to netip.AddrPort)
 	// Grace is DefaultGrace when 0.
 	Grace time.Duration
@@ -97,6 +97,7 @@ type Manager struct {
 	inbound atomic.Pointer[map[uint32]*inSA] // copy on write under saMu
 
 	pool *pool
+	ike  atomic.Pointer[IKEHandler]
 
 	subMu sync.Mutex // guards subs
 	subs  map[*subscriber]struct{}
@@ -151,6 +152,9 @@ func New(cfgs []config.Tunnel, opts Options) (*Manager, error) {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	m.pool = newPool(workers)
+	if opts.IKE != nil {
+		m.SetIKE(opts.IKE)
+	}
 	empty := map[uint32]*inSA{}
 	m.inbound.Store(&empty)
 	for _, cfg := range cfgs {
@@ -254,6 +258,21 @@ func (m *Manager) installManual(t *Tunnel) error {
 		out.Seq = m.opts.OutboundSeq(t.name, out.SPI)
 	}
 	return m.InstallOutbound(t.name, out, true)
+}
+
+// IKEHandler takes an IKE message received on a tunnel socket (with its
+// non-ESP marker); ike.Daemon.HandlePacket has this shape.
+type IKEHandler func(pkt []byte, from, to netip.AddrPort)
+
+// SetIKE sets (or, with nil, clears) the handler of IKE messages on the
+// tunnel sockets, replacing Options.IKE; it may be called at any time, so
+// that the IKE daemon can be made after the Manager (it needs SendUDP).
+func (m *Manager) SetIKE(h IKEHandler) {
+	if h == nil {
+		m.ike.Store(nil)
+		return
+	}
+	m.ike.Store(&h)
 }
 
 // Tunnel returns the named tunnel, or nil.

@@ -119,9 +119,9 @@ func (r *receiver) datagram(tbl map[uint32]*inSA, d []byte, from netip.AddrPort)
 			r.process()
 		}
 	case esp.KindIKE:
-		if r.m.opts.IKE != nil {
+		if h := r.m.ike.Load(); h != nil {
 			r.s.c.ike.Add(1)
-			r.m.opts.IKE(d, from, r.s.local)
+			(*h)(d, from, r.s.local)
 		} else {
 			r.s.c.ikeDropped.Add(1)
 		}

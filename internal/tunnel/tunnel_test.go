@@ -525,3 +525,34 @@ func newPairNoRun(t *testing.T) (*side, error) {
 	s.m = m
 	return s, nil
 }
+
+func TestSetIKE(t *testing.T) {
+	a, b := newPair(t, pairOpts{})
+	from := netip.AddrPortFrom(a.cfg.Local, 4500)
+	msg := append([]byte{0, 0, 0, 0}, bytes.Repeat([]byte{1}, 28)...)
+	b.conn.inject(msg, from)
+	waitFor(t, "ike dropped", func() bool { return b.m.Sockets()[0].IKEDropped == 1 })
+	got := make(chan netip.AddrPort, 1)
+	b.m.SetIKE(func(pkt []byte, from, to netip.AddrPort) {
+		if bytes.Equal(pkt, msg) {
+			got <- to
+		}
+	})
+	b.conn.inject(msg, from)
+	select {
+	case to := <-got:
+		if to != netip.AddrPortFrom(b.cfg.Local, 4500) {
+			t.Errorf("to = %s", to)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("handler not called")
+	}
+	// SendUDP goes out of the shared socket (the shape of ike's SendNAT).
+	if err := b.m.SendUDP(msg, netip.AddrPort{}, from); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.m.SendUDP(msg, netip.MustParseAddrPort("192.0.2.1:4500"), from); !errors.Is(err, ErrNoSocket) {
+		t.Fatalf("SendUDP from an unknown local: %v", err)
+	}
+	waitFor(t, "IKE at a", func() bool { return a.m.Sockets()[0].IKEDropped == 1 })
+}
