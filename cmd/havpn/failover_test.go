@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net/netip"
 	"testing"
 	"time"
@@ -54,6 +55,31 @@ func TestFailoverInLab(t *testing.T) {
 	}
 	activeOf(t, l, "s1")
 	activeOf(t, l, "s2")
+
+	// The tunnel is keyed by IKEv2 with the lab's certificates: no static keys.
+	sock, _ := l.Socket(activeOf(t, l, "s1"))
+	out, errOut, code := runCLI(t, "--socket", sock, "sas", "-o", "json")
+	var sas struct {
+		Running bool `json:"running"`
+		SAs     []struct {
+			State    string `json:"state"`
+			RemoteID string `json:"remote_id"`
+			Children []struct {
+				Mode string `json:"mode"`
+			} `json:"children"`
+		} `json:"sas"`
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for json.Unmarshal([]byte(out), &sas) != nil || len(sas.SAs) == 0 || sas.SAs[0].State != "ESTABLISHED" {
+		if time.Now().After(deadline) {
+			t.Fatalf("no established IKE SA on s1's active gateway: exit %d %s %s", code, out, errOut)
+		}
+		time.Sleep(100 * time.Millisecond)
+		out, errOut, code = runCLI(t, "--socket", sock, "sas", "-o", "json")
+	}
+	if sa := sas.SAs[0]; sa.RemoteID != "@site2.lab.havpn.test" || len(sa.Children) == 0 || sa.Children[0].Mode != "gre" {
+		t.Errorf("IKE SA %+v: want remote @site2.lab.havpn.test with a GRE child", sa)
+	}
 
 	across := lab.ProbeOptions{From: "s1host", To: netip.MustParseAddr("192.168.2.10"), ICMP: true,
 		Interval: 5 * time.Millisecond, Duration: 500 * time.Millisecond}
