@@ -98,6 +98,7 @@ type Manager struct {
 
 	pool *pool
 	ike  atomic.Pointer[IKEHandler]
+	coll *collector // registered with opts.Registerer, unregistered on close
 
 	subMu sync.Mutex // guards subs
 	subs  map[*subscriber]struct{}
@@ -163,9 +164,11 @@ func New(cfgs []config.Tunnel, opts Options) (*Manager, error) {
 		}
 	}
 	if opts.Registerer != nil {
-		if err := opts.Registerer.Register(collector{m: m, d: newDescs()}); err != nil {
+		coll := collector{m: m, d: newDescs()}
+		if err := opts.Registerer.Register(coll); err != nil {
 			return nil, errors.Join(fmt.Errorf("registering tunnel metrics: %w", err), m.closeAll())
 		}
+		m.coll = &coll
 	}
 	return m, nil
 }
@@ -350,6 +353,11 @@ func (m *Manager) Close() error {
 func (m *Manager) Done() <-chan struct{} { return m.done }
 
 func (m *Manager) closeAll() error {
+	if m.coll != nil {
+		// So that a new Manager (after a config reload) can register on
+		// the same registry.
+		m.opts.Registerer.Unregister(*m.coll)
+	}
 	var errs []error
 	for _, t := range m.tunnels {
 		if err := t.dev.Close(); err != nil {

@@ -37,9 +37,12 @@ func newDescs() descs {
 	}
 }
 
-// Describe sends nothing: the collector is unchecked, since its label
-// values (tunnels, sockets) are known only at collection.
-func (collector) Describe(chan<- *prometheus.Desc) {}
+// Describe implements prometheus.Collector.
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.d.packets, c.d.bytes, c.d.drops, c.d.up, c.d.keepalives, c.d.icmp, c.d.changes, c.d.sas, c.d.sock} {
+		ch <- d
+	}
+}
 
 // Collect implements prometheus.Collector.
 func (c collector) Collect(ch chan<- prometheus.Metric) {

@@ -28,6 +28,7 @@ func TestRoundTrip(t *testing.T) {
 		{"gre v6 in v4 chacha", pairOpts{inner6: true, cipher: config.CipherChaCha20Poly1305}},
 		{"gre v4 in v6 esn", pairOpts{outer6: true, esn: true}},
 		{"gre v6 in v6 one worker", pairOpts{outer6: true, inner6: true, workers: 1}},
+		{"gre v4 in v4 four workers", pairOpts{workers: 4}},
 		{"ip v4 in v4", pairOpts{mode: config.ModeIP}},
 		{"ip v6 in v6", pairOpts{mode: config.ModeIP, inner6: true, outer6: true}},
 	}
@@ -555,4 +556,38 @@ func TestSetIKE(t *testing.T) {
 		t.Fatalf("SendUDP from an unknown local: %v", err)
 	}
 	waitFor(t, "IKE at a", func() bool { return a.m.Sockets()[0].IKEDropped == 1 })
+}
+
+// TestRegistry checks that a Manager's metrics leave the registry on Close,
+// so that the next one (a config reload) can register.
+func TestRegistry(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	for i := range 2 {
+		fn := newFakeNet()
+		cfg := tunnelCfg(pairOpts{}, true)
+		m, err := New([]config.Tunnel{cfg}, Options{
+			Registerer: reg,
+			CreateTUN:  func(c tun.Config) (tun.Device, error) { return tuntest.New(c.Name, 1, 1), nil },
+			ListenUDP:  fn.listen,
+		})
+		if err != nil {
+			t.Fatalf("manager %d: %v", i, err)
+		}
+		mfs, err := reg.Gather()
+		if err != nil || len(mfs) == 0 {
+			t.Fatalf("gather: %d families, %v", len(mfs), err)
+		}
+		if i == 0 {
+			if _, err := New([]config.Tunnel{cfg}, Options{
+				Registerer: reg,
+				CreateTUN:  func(c tun.Config) (tun.Device, error) { return tuntest.New(c.Name, 1, 1), nil },
+				ListenUDP:  newFakeNet().listen,
+			}); err == nil {
+				t.Fatal("a second live manager registered on the same registry")
+			}
+		}
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
