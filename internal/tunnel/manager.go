@@ -289,13 +289,13 @@ func (m *Manager) Tunnels() []*Tunnel { return append([]*Tunnel(nil), m.tunnels.
 // and an error when an interface or socket failed for good (the others are
 // stopped then too). A second Run returns an error at once.
 func (m *Manager) Run(ctx context.Context) error {
-	if !m.running.CompareAndSwap(false, true) {
-		return errors.New("running tunnel manager: already started")
-	}
 	select {
 	case <-m.closing:
 		return ErrClosed
 	default:
+	}
+	if !m.running.CompareAndSwap(false, true) {
+		return errors.New("running tunnel manager: already started")
 	}
 	defer close(m.done)
 	ctx, cancel := context.WithCancelCause(ctx)
