@@ -121,6 +121,7 @@ type Cluster struct {
 
 	// Owned by the loop while running.
 	m          *Machine // nil before Run
+	s          *sender  // the loop's links and buffers
 	epoch      uint64
 	started    time.Time
 	seq        uint64
@@ -144,6 +145,12 @@ type linkStats struct {
 	errs    atomic.Uint64
 	recv    atomic.Uint64
 	lastErr atomic.Pointer[string]
+}
+
+func (l *linkStats) setError(err error) {
+	if e := err.Error(); l.lastError() != e {
+		l.lastErr.Store(&e)
+	}
 }
 
 func (l *linkStats) lastError() string {
@@ -356,6 +363,10 @@ func (c *Cluster) Run(ctx context.Context) error {
 	if pinger != nil {
 		wg.Go(func() { c.pingLoop(ctx, pinger) })
 	}
+	if polled && c.opts.Links == nil {
+		nsfd := currentNetns()
+		wg.Go(func() { c.reopenLoop(ctx, nsfd) })
+	}
 	done := make(chan error, 1)
 	go func() {
 		// The heartbeat loop keeps its thread to itself and never unlocks
@@ -387,16 +398,27 @@ func (c *Cluster) Run(ctx context.Context) error {
 	return lerr
 }
 
+// openLinks opens the configured links. One that cannot be opened (its
+// interface missing, say) is replaced by a deadLink and retried by the
+// reopener; only when none opens is that an error, since a node that
+// hears nobody would make itself active.
 func (c *Cluster) openLinks() ([]Link, error) {
 	links := c.opts.Links
 	if links == nil {
-		for _, l := range c.cl.Links {
+		var errs []error
+		for i, l := range c.cl.Links {
 			lk, err := openLink(l, c.cl.Port, c.key)
 			if err != nil {
-				closeLinks(links)
-				return nil, err
+				errs = append(errs, err)
+				c.links[i].setError(err)
+				c.log.Error("heartbeat link not open; retrying every second", "link", l.Name, "err", err)
+				lk = newDeadLink(err)
 			}
 			links = append(links, lk)
+		}
+		if len(errs) == len(links) {
+			closeLinks(links)
+			return nil, fmt.Errorf("no heartbeat link could be opened: %w", errors.Join(errs...))
 		}
 	}
 	for _, l := range links {
@@ -424,7 +446,8 @@ func (c *Cluster) startLoop(links []Link) *sender {
 		}
 	}
 	s := &sender{codec: NewCodec(c.key), rxCodec: NewCodec(c.key), buf: make([]byte, 0, MaxMessageLen),
-		rxBuf: make([]byte, MaxMessageLen+1), links: links, rl: &rateLog{every: 5 * time.Second}}
+		rxBuf: make([]byte, MaxMessageLen+1), links: slices.Clone(links), rl: &rateLog{every: 5 * time.Second}}
+	c.s = s
 	now := c.clock.Now()
 	c.send(s, now)
 	s.next = now.Add(c.params.Timers.Keepalive)
@@ -596,7 +619,8 @@ type sender struct {
 	rxCodec *Codec // for links the loop reads itself
 	buf     []byte
 	rxBuf   []byte
-	links   []Link
+	links   []Link // replaced in place by the reopener (gen counts changes)
+	gen     int
 	next    time.Time // when the next tick is due
 	rl      *rateLog
 }
@@ -631,8 +655,14 @@ func (c *Cluster) transmit(s *sender, now time.Time, adv Advert) {
 			}
 			c.links[i].errs.Add(1)
 			c.errC[i].Inc()
-			if e := err.Error(); c.links[i].lastError() != e {
-				c.links[i].lastErr.Store(&e)
+			c.links[i].setError(err)
+			if _, dead := l.(*deadLink); !dead && isGone(err) {
+				// The device went away: the socket is bound to an
+				// interface index that will not come back.
+				l.Close()
+				s.links[i] = newDeadLink(err)
+				s.gen++
+				c.note.write(slog.LevelWarn, "heartbeat link lost its device; reopening", "link", c.cl.Links[i].Name, "err", err)
 			}
 			continue
 		}
@@ -895,7 +925,11 @@ func (c *Cluster) status(now time.Time) Status {
 	}
 	for i := range c.links {
 		l := &c.links[i]
-		ls := LinkStatus{Name: l.name, Kind: l.kind, Sent: l.sent.Load(), SendErrors: l.errs.Load(), Received: l.recv.Load()}
+		ls := LinkStatus{Name: l.name, Kind: l.kind, Open: true, Sent: l.sent.Load(), SendErrors: l.errs.Load(), Received: l.recv.Load()}
+		if c.s != nil {
+			_, dead := c.s.links[i].(*deadLink)
+			ls.Open = !dead
+		}
 		if e := l.lastErr.Load(); e != nil {
 			ls.LastError = *e
 		}

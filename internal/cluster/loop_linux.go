@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
+	"runtime"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -66,23 +68,29 @@ func (c *Cluster) pollLoop(ctx context.Context, links []Link) error {
 	defer stop()
 
 	s := c.startLoop(links)
+	defer func() { closeLinks(s.links) }()
 	ps := make([]pollable, len(links))
 	fds := make([]unix.PollFd, len(links)+1)
 	fds[0] = unix.PollFd{Fd: int32(efd), Events: unix.POLLIN}
-	for i, l := range links {
-		ps[i] = l.(pollable)
-		fds[i+1] = unix.PollFd{Fd: int32(ps[i].fd()), Events: unix.POLLIN}
-	}
-	var scratch [8]byte
-	var ts unix.Timespec
 	// A link whose descriptor reports an error or hang-up without data
 	// (a serial line whose other end went away) is left out of the poll
 	// set for a second, so that the loop never spins on it.
 	muted := make([]time.Time, len(ps))
+	gen := -1
+	var scratch [8]byte
+	var ts unix.Timespec
 	for {
 		if ctx.Err() != nil {
 			c.goodbye(s)
 			return nil
+		}
+		if gen != s.gen { // a link was reopened or lost
+			gen = s.gen
+			for i, l := range s.links {
+				ps[i] = l.(pollable)
+				fds[i+1] = unix.PollFd{Fd: int32(ps[i].fd()), Events: unix.POLLIN}
+				muted[i] = time.Time{}
+			}
 		}
 		now := c.clock.Now()
 		// Sleep at most pollSlice: the Go runtime leaves a P with a
@@ -162,4 +170,68 @@ func (c *Cluster) readLink(s *sender, i int, p pollable) bool {
 		got = true
 	}
 	return got
+}
+
+// isGone reports a send error meaning the link's device no longer exists.
+func isGone(err error) bool { return errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENXIO) }
+
+// currentNetns opens the network namespace of the calling thread (-1 if
+// it cannot), for the reopener.
+func currentNetns() int {
+	fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1
+	}
+	return fd
+}
+
+// reopenLoop retries, every second, the links that are not open. It runs
+// on its own locked thread moved into the network namespace Run was called
+// in (nsfd), so that sockets are made where the first ones were; the
+// thread is never unlocked and dies with the goroutine. New links are
+// handed to the heartbeat loop through exec.
+func (c *Cluster) reopenLoop(ctx context.Context, nsfd int) {
+	if nsfd >= 0 {
+		defer unix.Close(nsfd)
+	}
+	runtime.LockOSThread()
+	if nsfd >= 0 {
+		if err := unix.Setns(nsfd, unix.CLONE_NEWNET); err != nil {
+			c.log.Error("link reopener cannot enter the network namespace; links that fail stay closed", "err", err)
+			return
+		}
+	}
+	for sleepCtx(ctx, c.clock, time.Second) {
+		var want []int
+		c.exec(func(_ time.Time, running bool) {
+			if !running {
+				return
+			}
+			for i, l := range c.s.links {
+				if _, dead := l.(*deadLink); dead {
+					want = append(want, i)
+				}
+			}
+		})
+		for _, i := range want {
+			lk, err := openLink(c.cl.Links[i], c.cl.Port, c.key)
+			if err != nil {
+				c.links[i].setError(err)
+				continue
+			}
+			if d, ok := lk.(dropReporter); ok {
+				d.setDropFunc(c.drop)
+			}
+			c.exec(func(_ time.Time, running bool) {
+				if !running {
+					lk.Close()
+					return
+				}
+				c.s.links[i].Close()
+				c.s.links[i] = lk
+				c.s.gen++
+				c.note.write(slog.LevelInfo, "heartbeat link open", "link", c.cl.Links[i].Name)
+			})
+		}
+	}
 }

@@ -87,6 +87,20 @@ type nsSetup struct {
 // setupNS builds namespaces a and b joined by two veth links, lan0 and
 // hb0, and starts a Cluster in each.
 func setupNS(t *testing.T, x nsSetup) (a, b *nsNode) {
+	a, b = buildNS(t)
+	for _, name := range []string{"lan0", "hb0"} {
+		addVeth(t, a, b, name)
+	}
+	if x.wire != nil {
+		x.wire(t, a, b)
+	}
+	startNS(t, a, x)
+	startNS(t, b, x)
+	return a, b
+}
+
+// buildNS makes the two namespaces with netlink handles.
+func buildNS(t *testing.T) (a, b *nsNode) {
 	labtest.RequireRoot(t)
 	pfx := labtest.Prefix(t)
 	a = &nsNode{name: "a", ns: labtest.NewNetNS(t, pfx+"a")}
@@ -99,37 +113,48 @@ func setupNS(t *testing.T, x nsSetup) (a, b *nsNode) {
 		t.Cleanup(h.Close)
 		n.h = h
 	}
+	return a, b
+}
+
+// addVeth joins a and b with a veth pair named name on both sides, with
+// the addresses of the test topology, up.
+func addVeth(t *testing.T, a, b *nsNode, name string) {
+	t.Helper()
 	bns, err := netns.GetFromName(b.ns)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer bns.Close()
 	addrs := map[string][2]string{"lan0": {"192.168.1.2/24", "192.168.1.3/24"}, "hb0": {"192.0.2.1/30", "192.0.2.2/30"}}
-	for _, name := range []string{"lan0", "hb0"} {
-		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: name, PeerNamespace: netlink.NsFd(int(bns))}
-		if err := a.h.LinkAdd(veth); err != nil {
-			t.Fatalf("adding veth %s: %v", name, err)
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: name, PeerNamespace: netlink.NsFd(int(bns))}
+	if err := a.h.LinkAdd(veth); err != nil {
+		t.Fatalf("adding veth %s: %v", name, err)
+	}
+	for i, n := range []*nsNode{a, b} {
+		l, err := n.h.LinkByName(name)
+		if err != nil {
+			t.Fatal(err)
 		}
-		for i, n := range []*nsNode{a, b} {
-			l, err := n.h.LinkByName(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			addr, _ := netlink.ParseAddr(addrs[name][i])
-			if err := n.h.AddrAdd(l, addr); err != nil {
-				t.Fatal(err)
-			}
-			if err := n.h.LinkSetUp(l); err != nil {
-				t.Fatal(err)
-			}
+		addr, _ := netlink.ParseAddr(addrs[name][i])
+		if err := n.h.AddrAdd(l, addr); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.h.LinkSetUp(l); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if x.wire != nil {
-		x.wire(t, a, b)
+}
+
+// delVeth deletes the veth pair name (both ends).
+func delVeth(t *testing.T, a *nsNode, name string) {
+	t.Helper()
+	l, err := a.h.LinkByName(name)
+	if err != nil {
+		t.Fatal(err)
 	}
-	startNS(t, a, x)
-	startNS(t, b, x)
-	return a, b
+	if err := a.h.LinkDel(l); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func startNS(t *testing.T, n *nsNode, x nsSetup) {
@@ -202,6 +227,21 @@ func settleNS(t *testing.T, a, b *nsNode) {
 func headroom(t *testing.T) {
 	prev := runtime.GOMAXPROCS(max(8, runtime.GOMAXPROCS(0)))
 	t.Cleanup(func() { runtime.GOMAXPROCS(prev) })
+}
+
+// waitEligible waits until n sees its peer as a healthy handover target
+// (Standby's precondition): on a loaded machine the first heartbeats that
+// list n as heard may take a few keepalives.
+func waitEligible(t *testing.T, n *nsNode) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		if p := n.c.Status().Peers[0]; p.Eligible {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("%s's peer not eligible: %+v", n.name, n.c.Status().Peers[0])
 }
 
 func TestNetnsPair(t *testing.T) {
@@ -305,6 +345,7 @@ func TestNetnsPair(t *testing.T) {
 			}
 		}},
 		{"standby and takeover", func(t *testing.T, a, b *nsNode) {
+			waitEligible(t, a)
 			mb, ma := b.numEvents(), a.numEvents()
 			if err := a.c.Standby(); err != nil {
 				t.Fatal(err)
@@ -420,6 +461,45 @@ func TestNetnsPingNodes(t *testing.T) {
 	}
 	time.Sleep(100 * time.Millisecond)
 	if a.c.Role() != cluster.RoleStandby || b.c.Role() != cluster.RoleActive {
+		t.Fatalf("roles a=%s b=%s", a.c.Role(), b.c.Role())
+	}
+}
+
+// TestNetnsLinkReopen: a link whose interface is missing at start is
+// opened when the interface appears; a link whose interface is deleted and
+// created again comes back.
+func TestNetnsLinkReopen(t *testing.T) {
+	headroom(t)
+	a, b := buildNS(t)
+	addVeth(t, a, b, "lan0")
+	x := nsSetup{}
+	startNS(t, a, x)
+	startNS(t, b, x)
+	settleNS(t, a, b)
+	if st := a.c.Status(); st.Links[0].Open != true || st.Links[1].Open != false || st.Links[1].LastError == "" {
+		t.Fatalf("a's links at start: %+v", st.Links)
+	}
+	heardOnHB := func() bool {
+		sa, sb := a.c.Status(), b.c.Status()
+		return sa.Links[1].Open && sb.Links[1].Open && sa.Peers[0].Links[1].Up && sb.Peers[0].Links[1].Up
+	}
+	waitHB := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !heardOnHB() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: link hb not back: a %+v / %+v", what, a.c.Status().Links, a.c.Status().Peers[0].Links)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	addVeth(t, a, b, "hb0")
+	waitHB("interface created after start")
+	delVeth(t, a, "hb0")
+	time.Sleep(100 * time.Millisecond)
+	addVeth(t, a, b, "hb0")
+	waitHB("interface deleted and created again")
+	if a.c.Role() != cluster.RoleActive || b.c.Role() != cluster.RoleStandby {
 		t.Fatalf("roles a=%s b=%s", a.c.Role(), b.c.Role())
 	}
 }

@@ -100,8 +100,11 @@ type PeerLinkStatus struct {
 
 // LinkStatus is this node's side of one heartbeat link.
 type LinkStatus struct {
-	Name       string `json:"name"`
-	Kind       string `json:"kind"` // unicast, multicast, serial, or the test's
+	Name string `json:"name"`
+	Kind string `json:"kind"` // unicast, multicast, serial, or the test's
+	// Open is false while the link could not be opened (its device is
+	// missing); it is retried every second.
+	Open       bool   `json:"open"`
 	Sent       uint64 `json:"sent"`
 	SendErrors uint64 `json:"send_errors"`
 	Received   uint64 `json:"received"`

@@ -2,7 +2,9 @@ package cluster
 
 import (
 	"errors"
+	"net"
 	"net/netip"
+	"sync"
 )
 
 // Link is one heartbeat path as a Cluster uses it. The Linux
@@ -41,4 +43,34 @@ var errSkipped = errors.New("heartbeat skipped: line busy")
 // so that those drops are counted too.
 type dropReporter interface {
 	setDropFunc(func(DropReason))
+}
+
+// deadLink stands in for a configured link that is not open: its device
+// was missing when Run started, or went away. Sends fail with the reason;
+// Run's reopener replaces it when the link can be opened again.
+type deadLink struct {
+	err    error
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newDeadLink(err error) *deadLink { return &deadLink{err: err, closed: make(chan struct{})} }
+
+func (d *deadLink) Kind() string          { return "closed" }
+func (d *deadLink) Send(msg []byte) error { return d.err }
+
+func (d *deadLink) Recv(b []byte) (int, netip.Addr, error) {
+	<-d.closed
+	return 0, netip.Addr{}, net.ErrClosed
+}
+
+func (d *deadLink) Close() error {
+	d.once.Do(func() { close(d.closed) })
+	return nil
+}
+
+func (d *deadLink) fd() int { return -1 }
+
+func (d *deadLink) recvNonblock(b []byte) (int, netip.Addr, bool, error) {
+	return 0, netip.Addr{}, false, nil
 }
