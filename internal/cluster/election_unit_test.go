@@ -349,3 +349,29 @@ func TestElectionRules(t *testing.T) {
 		})
 	}
 }
+
+// TestSteadyStateDoesNotAllocate: the heartbeat loop calls Receive, Tick
+// and Advert about 300 times a second; in steady state (no decision, no
+// warning) none of them allocates.
+func TestSteadyStateDoesNotAllocate(t *testing.T) {
+	h := newHarness(t, nil)
+	h.recv(0, 0, h.msg(0, RoleActive, nil))
+	h.ticks(tKeepalive, tKeepalive)
+	d := tKeepalive
+	m := h.msg(d, RoleActive, nil)
+	allocs := testing.AllocsPerRun(200, func() {
+		d += tKeepalive
+		m.Seq++
+		m.Uptime = d + time.Hour
+		h.m.Receive(h.at(d), 0, &m)
+		h.m.Receive(h.at(d), 1, &m)
+		h.m.Tick(h.at(d))
+		_ = h.m.Advert()
+	})
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per heartbeat round", allocs)
+	}
+	if h.m.Role() != RoleStandby {
+		t.Fatalf("role %s", h.m.Role())
+	}
+}

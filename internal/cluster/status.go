@@ -222,7 +222,7 @@ func (m *Machine) Status(now time.Time) Status {
 	return s
 }
 
-// LinkUp reports whether peer (by index in node id order, as in Status)
+// linkUp reports whether peer pi (index in node id order, as in Status)
 // was heard on link within warntime at now; for the peer_link_up gauge.
 func (m *Machine) linkUp(now time.Time, pi, link int) bool {
 	p := m.peers[pi]
