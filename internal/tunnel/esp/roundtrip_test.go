@@ -509,8 +509,9 @@ func TestConcurrent(t *testing.T) {
 		})
 	}
 	for _, p := range all {
+		dup := bytes.Clone(p) // before p is handed over: Open decrypts in place
 		ch <- p
-		ch <- bytes.Clone(p) // duplicate: exactly one of the two may pass
+		ch <- dup // duplicate: exactly one of the two may pass
 	}
 	close(ch)
 	wg.Wait()
