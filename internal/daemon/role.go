@@ -22,6 +22,13 @@ func (d *Daemon) buildCluster(p *parts) error {
 		return fmt.Errorf("cluster: %w", err)
 	}
 	p.cluster = cl
+	if cfg.Cluster.LockMemory {
+		// A heartbeat loop that pages in under memory pressure misses its
+		// deadlines; the cluster's own thread goes real-time by itself.
+		if err := cluster.LockMemory(); err != nil {
+			d.log.Warn("locking memory (cluster.lock_memory)", "err", err)
+		}
+	}
 	if len(cfg.Cluster.Monitor) > 0 {
 		lm, err := linkmon.New(cfg.Cluster.Monitor, linkmon.Options{Log: d.log, Registerer: d.reg})
 		if err != nil {
