@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/havpn/havpn/internal/cluster"
 	"github.com/havpn/havpn/internal/daemon"
 	"github.com/havpn/havpn/internal/ike"
 )
@@ -23,6 +24,9 @@ func statusTable(raw json.RawMessage, t *table) error {
 	t.row("Config:", s.Config.Path, "hash "+s.Config.Hash, "reloads", s.Config.Reloads)
 	if s.Config.LastReload != "" {
 		t.row("Last reload:", s.Config.LastReload)
+	}
+	if c := s.Cluster; c != nil {
+		clusterRows(t, c)
 	}
 	t.row("")
 	t.row("RESOURCE", "TYPE", "STATE", "SINCE", "ERROR")
@@ -64,4 +68,42 @@ func sasTable(raw json.RawMessage, t *table) error {
 		t.row(line)
 	}
 	return nil
+}
+
+// clusterRows shows the peers and each link's last heard time, crm_mon
+// style, and the cluster's last decision with its timeline.
+func clusterRows(t *table, c *cluster.Status) {
+	elig := "eligible"
+	if !c.Eligible {
+		elig = "not eligible: " + strings.Join(c.NotEligible, ", ")
+	}
+	t.row("Cluster:", fmt.Sprintf("node %d, priority %d, %s", c.NodeID, c.Priority, elig))
+	t.row("")
+	t.row("PEER", "STATE", "ROLE", "LINK", "LAST HEARD", "WARNINGS")
+	for _, p := range c.Peers {
+		state := p.State
+		if p.Why != "" {
+			state += " (" + p.Why + ")"
+		}
+		if len(p.Links) == 0 {
+			t.row(p.Name, state, p.Role, "-", "-", "-")
+		}
+		for i, l := range p.Links {
+			name, st, role := "", "", ""
+			if i == 0 {
+				name, st, role = p.Name, state, p.Role.String()
+			}
+			heard := "never"
+			if !l.LastHeard.IsZero() {
+				heard = l.LastHeardAgo.String() + " ago"
+			}
+			t.row(name, st, role, l.Link, heard, l.Warnings)
+		}
+	}
+	if tr := c.LastTransition; tr != nil {
+		t.row("")
+		t.row(fmt.Sprintf("Last role change: %s -> %s: %s", tr.From, tr.To, tr.Reason))
+		t.row(fmt.Sprintf("  detected %s, decided +%s, emitted +%s", tr.Detected.Format("15:04:05.000"),
+			tr.At.Sub(tr.Detected), tr.Emitted.Sub(tr.Detected)))
+	}
 }
