@@ -181,9 +181,14 @@ type Transition struct {
 //     hear us for two keepalives, we are the stale side: release quietly.
 //   - Stall: an input arriving deadtime or more after the last tick, or a
 //     peer whose uptime advanced deadtime more than our clock did since its
-//     previous message, means this node was frozen. An active node
-//     releases quietly (Output.Quiet); every node then yields for deadtime
-//     and gives alive peers deadtime to be heard again.
+//     previous message, means this node was frozen. An active node with
+//     a peer that was alive releases quietly (Output.Quiet): that peer has
+//     probably taken over; every node then yields for deadtime and gives
+//     alive peers deadtime to be heard again. An active node whose peers
+//     were all dead or unknown stays active (nobody was there to take
+//     over; a peer that comes back claiming active is settled by the
+//     both-active rule), so that a lone survivor under load does not stop
+//     and restart its resources on every late timer.
 //   - Handover: the releasing node names the target in its heartbeat and
 //     yields; the target becomes active when it sees that. If the target
 //     does not within deadtime, the handover lapses.
@@ -282,6 +287,11 @@ func (m *Machine) stalled(now time.Time, why string) {
 	m.lastTick = now
 	m.warn("", "", "stalled: "+why)
 	if m.role == RoleActive {
+		if !m.anyPeerAlive() {
+			// Nobody could have taken over while we stood still.
+			m.warn("", "", "stalled while no peer is alive: staying active")
+			return
+		}
 		m.setRole(now, RoleStandby, true, "stalled ("+why+"): another node may have taken over; releasing without announcing")
 	}
 	m.handoverTo = 0
@@ -297,6 +307,16 @@ func (m *Machine) stalled(now time.Time, why string) {
 			}
 		}
 	}
+}
+
+// anyPeerAlive reports whether some peer is alive.
+func (m *Machine) anyPeerAlive() bool {
+	for _, p := range m.peers {
+		if p.state == peerAlive {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *Machine) peerByID(id uint8) *peer {
