@@ -830,7 +830,8 @@ func (c *Cluster) pingLoop(ctx context.Context, p Pinger) {
 
 // Standby hands this node's active role to the best healthy peer (see
 // Machine.Standby): it returns when the handover is decided, before the
-// peer confirms. It fails with ErrNoEligiblePeer (nothing changed) or
+// peer confirms. It fails with ErrNoEligiblePeer (nothing changed; the
+// text reads "standby refused: no eligible peer ...: <why per peer>") or
 // ErrNotRunning. On a node that is not active it sets the operator's
 // standby preference.
 func (c *Cluster) Standby() error {
@@ -842,7 +843,10 @@ func (c *Cluster) Standby() error {
 			c.handle(outs)
 		}
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrNoEligiblePeer):
+		return fmt.Errorf("standby refused: %w", err)
+	case err != nil:
 		return fmt.Errorf("standby: %w", err)
 	}
 	return nil

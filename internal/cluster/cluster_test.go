@@ -255,7 +255,8 @@ func TestClusterPair(t *testing.T) {
 			synctest.Wait()
 			time.Sleep(keepalive)
 			err := p.nodes["a"].c.Standby()
-			if !errors.Is(err, cluster.ErrNoEligiblePeer) || !strings.Contains(err.Error(), "maintenance") {
+			if !errors.Is(err, cluster.ErrNoEligiblePeer) || !strings.Contains(err.Error(), "maintenance") ||
+				!strings.HasPrefix(err.Error(), "standby refused: ") {
 				t.Fatalf("Standby: %v", err)
 			}
 			if err := p.nodes["b"].c.Takeover(); !errors.Is(err, cluster.ErrMaintenance) {
