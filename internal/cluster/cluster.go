@@ -314,9 +314,12 @@ func (c *Cluster) newMachine(now time.Time) *Machine {
 // ping socket, then runs the protocol until ctx is done. On the way out it
 // sends a last heartbeat flagged leaving, so that the peer takes over at
 // once: cancel ctx only after this node's resources are stopped. Run
-// returns nil after ctx is done, an error if a link or the ping socket
-// cannot be opened, and ErrRunning when called a second time. Events is
-// closed when Run returns.
+// returns nil after ctx is done, an error if no link at all or the ping
+// socket cannot be opened (a link that fails alone is logged, shown in
+// Status and retried every second), and ErrRunning when called a second
+// time. Events is closed when Run returns. With cluster.realtime the
+// heartbeat thread runs SCHED_FIFO (a warning if not permitted);
+// cluster.lock_memory is the daemon's to apply, with LockMemory.
 func (c *Cluster) Run(ctx context.Context) error {
 	if !c.ran.CompareAndSwap(false, true) {
 		return ErrRunning
