@@ -3,6 +3,7 @@ package bgp
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -11,26 +12,34 @@ import (
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 )
 
-// pathKey identifies one path of a prefix: who sent it and its ADD-PATH
-// id. Local paths have an invalid peer address.
-type pathKey struct {
-	peer netip.Addr
+// member is one best path of a prefix (one of the equal-cost set with
+// multipath): who sent it (peer index, 0 for local paths), its ADD-PATH id
+// and its next hop (index into feed.nhs, 0 for none). 12 bytes, so that a
+// full table costs little.
+type member struct {
+	peer uint16
 	id   uint32
+	nh   uint32
 }
 
 // feed turns GoBGP best-path events into FIB changes. onBestPath runs on
 // GoBGP's watcher goroutine (one per watch, so calls are sequential) and
-// owns members; it hands the new next hops of each touched prefix to
-// pending, which the feed goroutine (Speaker.runFeed) drains in batches.
+// owns members, peers and nhs; it hands the new next hops of each touched
+// prefix to pending, which the feed goroutine (Speaker.runFeed) drains in
+// batches.
 type feed struct {
 	multi bool
-	// members holds, per prefix, the paths that are best (or equal-cost
-	// best with multipath), with their next hops. Only onBestPath touches
-	// it.
-	members map[netip.Prefix]map[pathKey]netip.Addr
+	// Owned by onBestPath:
+	members map[netip.Prefix][]member
+	peers   map[netip.Addr]uint16 // peer address -> index (from 1)
+	nhIdx   map[netip.Addr]uint32 // next hop -> index (from 1)
+	nhs     []netip.Addr          // index -> next hop; nhs[0] unused
+	single  [][]fib.NextHop       // index -> the one-hop set, shared
+	sets    map[string][]fib.NextHop
+	keyBuf  []byte
 
 	mu      sync.Mutex                     // guards pending and hooks
-	pending map[netip.Prefix][]fib.NextHop // nil/empty slice: no route
+	pending map[netip.Prefix][]fib.NextHop // nil: no route; slices are shared, read-only
 	hooks   []func()                       // run after the next batch
 	kick    chan struct{}                  // capacity 1: work is pending
 }
@@ -38,10 +47,41 @@ type feed struct {
 func newFeed(multi bool) *feed {
 	return &feed{
 		multi:   multi,
-		members: make(map[netip.Prefix]map[pathKey]netip.Addr),
+		members: make(map[netip.Prefix][]member),
+		peers:   make(map[netip.Addr]uint16),
+		nhIdx:   make(map[netip.Addr]uint32),
+		nhs:     []netip.Addr{{}},
+		single:  [][]fib.NextHop{nil},
+		sets:    make(map[string][]fib.NextHop),
 		pending: make(map[netip.Prefix][]fib.NextHop),
 		kick:    make(chan struct{}, 1),
 	}
+}
+
+func (f *feed) peerIndex(a netip.Addr) uint16 {
+	if !a.IsValid() {
+		return 0
+	}
+	if i, ok := f.peers[a]; ok {
+		return i
+	}
+	i := uint16(len(f.peers) + 1)
+	f.peers[a] = i
+	return i
+}
+
+func (f *feed) nhIndex(a netip.Addr) uint32 {
+	if !a.IsValid() || a.IsUnspecified() {
+		return 0
+	}
+	if i, ok := f.nhIdx[a]; ok {
+		return i
+	}
+	i := uint32(len(f.nhs))
+	f.nhIdx[a] = i
+	f.nhs = append(f.nhs, a)
+	f.single = append(f.single, []fib.NextHop{{Gateway: a}})
+	return i
 }
 
 // prefixOf returns the IP prefix of a unicast path.
@@ -76,63 +116,103 @@ func nextHopOf(p *apiutil.Path) netip.Addr {
 // at a time (added or changed, or withdrawn), or the whole set in the
 // initial snapshot.
 func (f *feed) onBestPath(paths []*apiutil.Path, _ time.Time) {
-	touched := make(map[netip.Prefix]struct{}, len(paths))
+	type change struct {
+		p    netip.Prefix
+		hops []fib.NextHop
+	}
+	changes := make([]change, 0, len(paths))
 	for _, p := range paths {
 		pfx, ok := prefixOf(p)
 		if !ok {
 			continue
 		}
-		key := pathKey{peer: p.PeerAddress.Unmap(), id: p.RemoteID}
-		m := f.members[pfx]
+		m := member{peer: f.peerIndex(p.PeerAddress.Unmap()), id: p.RemoteID}
 		gone := p.Withdrawal || p.IsNexthopInvalid
-		switch {
-		case !f.multi && gone:
-			delete(f.members, pfx)
-		case !f.multi:
-			f.members[pfx] = map[pathKey]netip.Addr{key: nextHopOf(p)}
-		case gone:
-			delete(m, key)
-			if len(m) == 0 {
-				delete(f.members, pfx)
-			}
-		default:
-			if m == nil {
-				m = make(map[pathKey]netip.Addr, 1)
-				f.members[pfx] = m
-			}
-			m[key] = nextHopOf(p)
+		if !gone {
+			m.nh = f.nhIndex(nextHopOf(p))
 		}
-		touched[pfx] = struct{}{}
+		ms := f.members[pfx]
+		switch {
+		case gone && !f.multi:
+			ms = nil
+		case gone:
+			ms = slices.DeleteFunc(ms, func(x member) bool { return x.peer == m.peer && x.id == m.id })
+		case !f.multi && len(ms) == 1:
+			ms[0] = m // reuse the one-element slice
+		case !f.multi:
+			ms = []member{m}
+		default:
+			i := slices.IndexFunc(ms, func(x member) bool { return x.peer == m.peer && x.id == m.id })
+			if i >= 0 {
+				ms[i] = m
+			} else {
+				ms = append(ms, m)
+			}
+		}
+		if len(ms) == 0 {
+			delete(f.members, pfx)
+		} else {
+			f.members[pfx] = ms
+		}
+		changes = append(changes, change{pfx, f.hops(ms)})
 	}
-	if len(touched) == 0 {
+	if len(changes) == 0 {
 		return
 	}
 	f.mu.Lock()
-	for pfx := range touched {
-		f.pending[pfx] = f.hops(pfx)
+	for _, c := range changes {
+		f.pending[c.p] = c.hops
 	}
 	f.mu.Unlock()
 	f.signal()
 }
 
-// hops returns what the kernel should route for pfx: nothing when the
-// prefix is withdrawn or when a best path is our own (we originate it, so
-// the route to it is local), else the next hops of the best paths.
-func (f *feed) hops(pfx netip.Prefix) []fib.NextHop {
-	m := f.members[pfx]
-	if len(m) == 0 {
-		return nil
-	}
-	hs := make([]fib.NextHop, 0, len(m))
-	for k, nh := range m {
-		if !k.peer.IsValid() {
+// hops returns what the kernel should route for a prefix with best paths
+// ms: nothing when there is none or when one is our own (we originate the
+// prefix, so the route to it is local), else their next hops, as a shared
+// read-only slice.
+func (f *feed) hops(ms []member) []fib.NextHop {
+	var nh1, nhN uint32
+	n := 0
+	for _, m := range ms {
+		if m.peer == 0 {
 			return nil
 		}
-		if nh.IsValid() && !nh.IsUnspecified() {
-			hs = append(hs, fib.NextHop{Gateway: nh})
+		if m.nh == 0 {
+			continue
+		}
+		if n == 0 {
+			nh1 = m.nh
+		} else if m.nh != nh1 {
+			nhN = m.nh
+		}
+		n++
+	}
+	switch {
+	case n == 0:
+		return nil
+	case nhN == 0:
+		return f.single[nh1]
+	}
+	// Several distinct next hops: intern the sorted set.
+	hs := make([]fib.NextHop, 0, len(ms))
+	for _, m := range ms {
+		if m.nh != 0 {
+			hs = append(hs, fib.NextHop{Gateway: f.nhs[m.nh]})
 		}
 	}
-	return fib.SortNextHops(hs)
+	hs = fib.SortNextHops(hs)
+	key := f.keyBuf[:0]
+	for _, h := range hs {
+		key = append(key, h.Gateway.AsSlice()...)
+		key = append(key, '|')
+	}
+	f.keyBuf = key
+	if s, ok := f.sets[string(key)]; ok {
+		return s
+	}
+	f.sets[string(key)] = hs
+	return hs
 }
 
 func (f *feed) signal() {
@@ -154,17 +234,21 @@ func (f *feed) after(fn func()) {
 // take returns the pending changes and hooks and resets them.
 func (f *feed) take() ([]fib.Change, []func()) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.pending) == 0 && len(f.hooks) == 0 {
-		return nil, nil
+	pending, hooks := f.pending, f.hooks
+	if len(pending) > 0 {
+		// A fresh map rather than clear(): the old one may have grown to a
+		// full table and would keep that memory.
+		f.pending = make(map[netip.Prefix][]fib.NextHop)
 	}
-	changes := make([]fib.Change, 0, len(f.pending))
-	for p, hs := range f.pending {
+	f.hooks = nil
+	f.mu.Unlock()
+	if len(pending) == 0 {
+		return nil, hooks
+	}
+	changes := make([]fib.Change, 0, len(pending))
+	for p, hs := range pending {
 		changes = append(changes, fib.Change{Prefix: p, NextHops: hs})
 	}
-	clear(f.pending)
-	hooks := f.hooks
-	f.hooks = nil
 	return changes, hooks
 }
 

@@ -40,10 +40,24 @@ type Options struct {
 	Debounce time.Duration
 }
 
-// installed is what we believe the kernel holds for one prefix.
-type installed struct {
-	hops  []NextHop
-	stale bool // adopted from an earlier run and not learned again yet
+// entry is the state of one prefix. want and have are ids of interned
+// next-hop sets (0: none): want is what BGP wants routed, have what we
+// believe the kernel holds (0: no route of ours).
+type entry struct {
+	want, have uint32
+	flags      uint8
+}
+
+const (
+	flagStale  = 1 << iota // adopted from an earlier run, not learned again yet
+	flagFailed             // the last kernel operation for the prefix failed
+)
+
+// hopSet is an interned, immutable, sorted set of next hops shared by all
+// prefixes routed the same way (a full table from one peer is one set).
+type hopSet struct {
+	hops []NextHop
+	refs int
 }
 
 // Reconciler keeps the kernel's routes of one protocol in one table equal to
@@ -52,6 +66,9 @@ type installed struct {
 // some kernel operation failed; the Reconciler's state is still consistent
 // (failed prefixes are retried by Retry and by every connected change), so
 // callers usually log it and go on.
+//
+// Memory: one map entry of about 50 bytes per prefix; next-hop sets are
+// shared.
 type Reconciler struct {
 	k      Kernel
 	table  uint32
@@ -62,13 +79,20 @@ type Reconciler struct {
 	m      *metrics
 	wait   time.Duration
 
-	mu        sync.Mutex // guards the maps below and serializes kernel writes
-	desired   map[netip.Prefix][]NextHop
-	inst      map[netip.Prefix]installed
-	failed    map[netip.Prefix]struct{}
+	mu        sync.Mutex // guards everything below and serializes kernel writes
+	routes    map[netip.Prefix]entry
+	sets      []hopSet          // by id; sets[0] is the empty set
+	setIDs    map[string]uint32 // key: setKey(hops)
+	freeIDs   []uint32
+	lastID    uint32 // fast path of intern: the set of the previous call
 	connected map[netip.Prefix]struct{}
+	nInst     int // entries with have != 0
+	nStale    int
+	nFailed   int
+	nWant     int
 	ops       []Op                      // scratch: the ops of one round
 	seen      map[netip.Prefix]struct{} // scratch: prefixes planned this round
+	keyBuf    []byte                    // scratch for setKey
 }
 
 // New returns a Reconciler for cfg's table, protocol and multipath
@@ -84,9 +108,9 @@ func New(k Kernel, cfg config.FIB, o Options) (*Reconciler, error) {
 	r := &Reconciler{
 		k: k, table: cfg.Table, proto: cfg.Protocol, metric: o.Metric, multi: cfg.Multipath,
 		log: o.Log, m: m, wait: o.Debounce,
-		desired:   make(map[netip.Prefix][]NextHop),
-		inst:      make(map[netip.Prefix]installed),
-		failed:    make(map[netip.Prefix]struct{}),
+		routes:    make(map[netip.Prefix]entry),
+		sets:      []hopSet{{}},
+		setIDs:    make(map[string]uint32),
 		connected: make(map[netip.Prefix]struct{}),
 		seen:      make(map[netip.Prefix]struct{}),
 	}
@@ -104,6 +128,83 @@ func New(k Kernel, cfg config.FIB, o Options) (*Reconciler, error) {
 
 func (r *Reconciler) route(p netip.Prefix, hops []NextHop) Route {
 	return Route{Prefix: p, NextHops: hops, Table: r.table, Protocol: r.proto, Metric: r.metric}
+}
+
+// setKey encodes sorted hops as a map key.
+func (r *Reconciler) setKey(hops []NextHop) []byte {
+	b := r.keyBuf[:0]
+	for _, h := range hops {
+		b = append(b, h.Gateway.AsSlice()...)
+		b = append(b, byte(h.Link), byte(h.Link>>8), byte(h.Link>>16), byte(h.Link>>24), '|')
+	}
+	r.keyBuf = b
+	return b
+}
+
+// intern returns the id of the set equal to hops (sorted, not empty) with
+// one more reference, creating it (with a copy of hops) if needed.
+func (r *Reconciler) intern(hops []NextHop) uint32 {
+	if id := r.lastID; id != 0 && r.sets[id].refs > 0 && sameNextHops(r.sets[id].hops, hops) {
+		r.sets[id].refs++
+		return id
+	}
+	key := r.setKey(hops)
+	id, ok := r.setIDs[string(key)]
+	if !ok {
+		hs := hopSet{hops: append([]NextHop(nil), hops...)}
+		if n := len(r.freeIDs); n > 0 {
+			id = r.freeIDs[n-1]
+			r.freeIDs = r.freeIDs[:n-1]
+			r.sets[id] = hs
+		} else {
+			id = uint32(len(r.sets))
+			r.sets = append(r.sets, hs)
+		}
+		r.setIDs[string(key)] = id
+	}
+	r.sets[id].refs++
+	r.lastID = id
+	return id
+}
+
+// release drops one reference to set id.
+func (r *Reconciler) release(id uint32) {
+	if id == 0 {
+		return
+	}
+	s := &r.sets[id]
+	s.refs--
+	if s.refs > 0 {
+		return
+	}
+	delete(r.setIDs, string(r.setKey(s.hops)))
+	*s = hopSet{}
+	r.freeIDs = append(r.freeIDs, id)
+}
+
+// put stores e for p (deleting empty entries) and keeps the counters.
+func (r *Reconciler) put(p netip.Prefix, old, e entry) {
+	count := func(e entry, d int) {
+		if e.have != 0 {
+			r.nInst += d
+		}
+		if e.want != 0 {
+			r.nWant += d
+		}
+		if e.flags&flagStale != 0 {
+			r.nStale += d
+		}
+		if e.flags&flagFailed != 0 {
+			r.nFailed += d
+		}
+	}
+	count(old, -1)
+	count(e, 1)
+	if e.want == 0 && e.have == 0 && e.flags&flagFailed == 0 {
+		delete(r.routes, p)
+		return
+	}
+	r.routes[p] = e
 }
 
 // Adopt reads the connected prefixes and the routes of our protocol left in
@@ -132,7 +233,8 @@ func (r *Reconciler) Adopt() error {
 			r.ops = append(r.ops, Op{Kind: OpDelete, Route: Route{Prefix: p, Table: r.table, Protocol: r.proto, Metric: kr.Metric}})
 			continue
 		}
-		if _, ok := r.inst[p]; ok {
+		old := r.routes[p]
+		if old.have != 0 || len(kr.NextHops) == 0 {
 			continue
 		}
 		hops := make([]NextHop, len(kr.NextHops))
@@ -141,11 +243,12 @@ func (r *Reconciler) Adopt() error {
 			// resolved; compare gateways only.
 			hops[i] = NextHop{Gateway: h.Gateway}
 		}
-		r.inst[p] = installed{hops: SortNextHops(hops), stale: true}
-		r.m.stale.Inc()
-		if _, ok := r.desired[p]; ok {
-			r.plan(p)
-		} else if _, ok := r.connected[p]; ok {
+		e := old
+		e.have = r.intern(SortNextHops(hops))
+		e.flags |= flagStale
+		r.put(p, old, e)
+		_, conn := r.connected[p]
+		if e.want != 0 || conn {
 			r.plan(p)
 		}
 	}
@@ -154,25 +257,35 @@ func (r *Reconciler) Adopt() error {
 
 // Update records changes and brings the kernel in line with them, in as
 // few netlink batches as possible. Prefixes are masked; with multipath off
-// only the first next hop of each change is used.
+// only the first next hop of each change is used. Callers may pass the same
+// NextHops slice for many changes (it is copied once per distinct set).
 func (r *Reconciler) Update(changes []Change) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.ops = r.ops[:0]
+	var sorted []NextHop
 	for _, c := range changes {
 		p := c.Prefix.Masked()
 		if !p.IsValid() {
 			continue
 		}
-		if len(c.NextHops) == 0 {
-			delete(r.desired, p)
-		} else {
-			hops := SortNextHops(append([]NextHop(nil), c.NextHops...))
-			if !r.multi && len(hops) > 1 {
-				hops = append([]NextHop(nil), c.NextHops[0])
+		old := r.routes[p]
+		e := old
+		hops := c.NextHops
+		if len(hops) > 1 {
+			if !r.multi {
+				hops = hops[:1]
+			} else if !sortedUnique(hops) {
+				sorted = SortNextHops(append(sorted[:0], hops...))
+				hops = sorted
 			}
-			r.desired[p] = hops
 		}
+		e.want = 0
+		if len(hops) > 0 {
+			e.want = r.intern(hops)
+		}
+		r.release(old.want)
+		r.put(p, old, e)
 	}
 	// Plan after recording everything, so that a prefix changed twice in
 	// one call gets one op.
@@ -184,6 +297,16 @@ func (r *Reconciler) Update(changes []Change) error {
 	return r.apply()
 }
 
+// sortedUnique reports whether hops is sorted without duplicates.
+func sortedUnique(hops []NextHop) bool {
+	for i := 1; i < len(hops); i++ {
+		if compareNextHop(hops[i-1], hops[i]) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // plan appends to r.ops the op (if any) that makes the kernel's route for p
 // match the desired state, once per prefix per round (r.seen, cleared by
 // apply).
@@ -192,30 +315,32 @@ func (r *Reconciler) plan(p netip.Prefix) {
 		return
 	}
 	r.seen[p] = struct{}{}
-	want := r.desired[p]
-	if _, ok := r.connected[p]; ok {
-		want = nil
+	old, ok := r.routes[p]
+	if !ok {
+		return
 	}
-	have, ok := r.inst[p]
-	var op Op
+	want := old.want
+	if _, conn := r.connected[p]; conn {
+		want = 0
+	}
 	switch {
-	case len(want) == 0 && !ok:
-		delete(r.failed, p)
-		return
-	case len(want) == 0:
-		op = Op{Kind: OpDelete, Route: r.route(p, nil)}
-	case ok && sameNextHops(have.hops, want):
-		if have.stale {
-			have.stale = false
-			r.inst[p] = have
-			r.m.stale.Dec()
+	case want == 0 && old.have == 0:
+		if old.flags&flagFailed != 0 {
+			e := old
+			e.flags &^= flagFailed
+			r.put(p, old, e)
 		}
-		delete(r.failed, p)
-		return
+	case want == 0:
+		r.ops = append(r.ops, Op{Kind: OpDelete, Route: r.route(p, nil)})
+	case want == old.have:
+		if old.flags&(flagStale|flagFailed) != 0 {
+			e := old
+			e.flags &^= flagStale | flagFailed
+			r.put(p, old, e)
+		}
 	default:
-		op = Op{Kind: OpReplace, Route: r.route(p, want)}
+		r.ops = append(r.ops, Op{Kind: OpReplace, Route: r.route(p, r.sets[want].hops)})
 	}
-	r.ops = append(r.ops, op)
 }
 
 // applySorted sorts r.ops by prefix (they came from map iteration; a stable
@@ -235,6 +360,7 @@ func (r *Reconciler) apply() error {
 	errs := r.k.Apply(r.ops)
 	var first error
 	nfail := 0
+	var okReplace, okDelete, failReplace, failDelete float64
 	for i, op := range r.ops {
 		var err error
 		if errs != nil {
@@ -249,30 +375,47 @@ func (r *Reconciler) apply() error {
 			if first == nil {
 				first = err
 			}
-			r.failed[p] = struct{}{}
-			r.m.errors.WithLabelValues(op.Kind.String()).Inc()
-			continue
+			if op.Kind == OpReplace {
+				failReplace++
+			} else {
+				failDelete++
+			}
+		} else if op.Kind == OpReplace {
+			okReplace++
+		} else {
+			okDelete++
 		}
-		r.m.ops.WithLabelValues(op.Kind.String()).Inc()
 		if op.Route.Metric != r.metric {
-			continue // a leftover with another metric (Adopt), not ours to track
+			continue // a leftover with another metric (Adopt), not tracked
 		}
-		delete(r.failed, p)
-		old, had := r.inst[p]
-		if had && old.stale {
-			r.m.stale.Dec()
+		old := r.routes[p]
+		e := old
+		switch {
+		case err != nil:
+			e.flags |= flagFailed
+		case op.Kind == OpReplace:
+			e.flags &^= flagFailed | flagStale
+			if e.have != e.want {
+				r.release(e.have)
+				r.sets[e.want].refs++
+				e.have = e.want
+			}
+		default: // deleted
+			e.flags &^= flagFailed | flagStale
+			r.release(e.have)
+			e.have = 0
 		}
-		switch op.Kind {
-		case OpReplace:
-			r.inst[p] = installed{hops: op.Route.NextHops}
-		case OpDelete:
-			delete(r.inst, p)
-		}
+		r.put(p, old, e)
 	}
 	n := len(r.ops)
 	r.ops = r.ops[:0]
-	r.m.routes.Set(float64(len(r.inst)))
-	r.m.failed.Set(float64(len(r.failed)))
+	r.m.ops.WithLabelValues("replace").Add(okReplace)
+	r.m.ops.WithLabelValues("delete").Add(okDelete)
+	r.m.errors.WithLabelValues("replace").Add(failReplace)
+	r.m.errors.WithLabelValues("delete").Add(failDelete)
+	r.m.routes.Set(float64(r.nInst))
+	r.m.stale.Set(float64(r.nStale))
+	r.m.failed.Set(float64(r.nFailed))
 	if nfail > 0 {
 		return fmt.Errorf("fib: %d of %d route changes failed, first: %w", nfail, n, first)
 	}
@@ -286,11 +429,12 @@ func (r *Reconciler) Sweep() (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.ops = r.ops[:0]
-	for p, in := range r.inst {
-		if in.stale {
-			if _, ok := r.desired[p]; !ok {
-				r.ops = append(r.ops, Op{Kind: OpDelete, Route: r.route(p, nil)})
-			}
+	if r.nStale == 0 {
+		return 0, nil
+	}
+	for p, e := range r.routes {
+		if e.flags&flagStale != 0 && e.want == 0 && e.have != 0 {
+			r.ops = append(r.ops, Op{Kind: OpDelete, Route: r.route(p, nil)})
 		}
 	}
 	n := len(r.ops)
@@ -302,13 +446,23 @@ func (r *Reconciler) Sweep() (int, error) {
 func (r *Reconciler) Flush() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	clear(r.desired)
-	clear(r.failed)
 	r.ops = r.ops[:0]
-	for p := range r.inst {
-		r.ops = append(r.ops, Op{Kind: OpDelete, Route: r.route(p, nil)})
+	for p, old := range r.routes {
+		e := old
+		r.release(e.want)
+		e.want = 0
+		e.flags &^= flagFailed
+		r.put(p, old, e)
+		if e.have != 0 {
+			r.ops = append(r.ops, Op{Kind: OpDelete, Route: r.route(p, nil)})
+		}
 	}
-	return r.applySorted()
+	err := r.applySorted()
+	if len(r.routes) == 0 {
+		// Give the memory of a full table back.
+		r.routes = make(map[netip.Prefix]entry)
+	}
+	return err
 }
 
 // Retry plans again every prefix whose last kernel operation failed.
@@ -316,10 +470,19 @@ func (r *Reconciler) Retry() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.ops = r.ops[:0]
-	for p := range r.failed {
-		r.plan(p)
-	}
+	r.planFailed()
 	return r.applySorted()
+}
+
+func (r *Reconciler) planFailed() {
+	if r.nFailed == 0 {
+		return
+	}
+	for p, e := range r.routes {
+		if e.flags&flagFailed != 0 {
+			r.plan(p)
+		}
+	}
 }
 
 // RefreshConnected reads the connected prefixes again. A route of ours for
@@ -345,9 +508,7 @@ func (r *Reconciler) RefreshConnected() error {
 			r.plan(p)
 		}
 	}
-	for p := range r.failed {
-		r.plan(p)
-	}
+	r.planFailed()
 	return r.applySorted()
 }
 
@@ -397,9 +558,11 @@ func (r *Reconciler) Run(ctx context.Context) error {
 func (r *Reconciler) Routes() []Route {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]Route, 0, len(r.inst))
-	for p, in := range r.inst {
-		out = append(out, r.route(p, append([]NextHop(nil), in.hops...)))
+	out := make([]Route, 0, r.nInst)
+	for p, e := range r.routes {
+		if e.have != 0 {
+			out = append(out, r.route(p, append([]NextHop(nil), r.sets[e.have].hops...)))
+		}
 	}
 	SortRoutes(out)
 	return out
@@ -410,8 +573,11 @@ func (r *Reconciler) Routes() []Route {
 func (r *Reconciler) Installed(p netip.Prefix) ([]NextHop, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	in, ok := r.inst[p.Masked()]
-	return append([]NextHop(nil), in.hops...), ok
+	e := r.routes[p.Masked()]
+	if e.have == 0 {
+		return nil, false
+	}
+	return append([]NextHop(nil), r.sets[e.have].hops...), true
 }
 
 // Stats are counts for status output.
@@ -426,11 +592,5 @@ type Stats struct {
 func (r *Reconciler) Stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := Stats{Installed: len(r.inst), Failed: len(r.failed), Desired: len(r.desired)}
-	for _, in := range r.inst {
-		if in.stale {
-			s.Stale++
-		}
-	}
-	return s
+	return Stats{Installed: r.nInst, Stale: r.nStale, Failed: r.nFailed, Desired: r.nWant}
 }

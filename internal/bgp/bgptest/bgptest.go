@@ -30,6 +30,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -46,6 +48,14 @@ const EnvConfig = "HAVPN_BGPTEST_CONFIG"
 
 // EnvLogLevel optionally sets the helper's log level (debug, info, warn).
 const EnvLogLevel = "HAVPN_BGPTEST_LOG"
+
+// EnvMemProfile optionally names a file (".PID" appended) the helper
+// writes a heap profile to when told to quit, before it stops the speaker.
+const EnvMemProfile = "HAVPN_BGPTEST_MEMPROFILE"
+
+// EnvCPUProfile optionally names a file the helper writes a CPU profile of
+// its whole life to (with ".PID" appended).
+const EnvCPUProfile = "HAVPN_BGPTEST_CPUPROFILE"
 
 // Main runs the helper and exits when EnvConfig is set, and returns at
 // once otherwise. Call it first in TestMain or main.
@@ -69,6 +79,17 @@ type reply struct {
 }
 
 func runHelper(path string, in io.Reader, out io.Writer) error {
+	if p := os.Getenv(EnvCPUProfile); p != "" {
+		f, err := os.Create(fmt.Sprintf("%s.%d", p, os.Getpid()))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -116,6 +137,13 @@ func runHelper(path string, in io.Reader, out io.Writer) error {
 		case "start":
 			err = s.Start(context.Background())
 		case "quit":
+			if p := os.Getenv(EnvMemProfile); p != "" {
+				if f, err := os.Create(fmt.Sprintf("%s.%d", p, os.Getpid())); err == nil {
+					runtime.GC()
+					pprof.WriteHeapProfile(f)
+					f.Close()
+				}
+			}
 			err = s.Close()
 			if err != nil {
 				r.Error = err.Error()
