@@ -36,6 +36,13 @@
 //     a permit rule names exactly that prefix; link-local and multicast
 //     prefixes never are. Kernel changes are followed (debounced).
 //
+// While running, a neighbor whose link goes down (carrier lost, link set
+// down or deleted: an address of that link covers the neighbor's address)
+// has its session reset at once, so its routes leave the kernel in
+// milliseconds instead of after the hold time (like FRR's
+// fast-external-failover). A silent peer on a live link is still detected
+// by the hold timer only (no BFD).
+//
 // Stop withdraws everything announced, shuts the sessions down (Cease
 // NOTIFICATION), stops GoBGP and deletes every route it installed.
 //
@@ -47,7 +54,11 @@
 // of the calling thread: to run one in a namespace, run the process there
 // (package bgptest's helper does that for tests).
 //
-// Limits: GoBGP's multipath switch and best-path options are package-level
+// Limits: after a session went down, GoBGP waits a fixed 5s (its idle hold
+// time) before it connects again, so re-establishing takes about 6s. GoBGP
+// sends End-of-RIB only to graceful-restart neighbors, so the stale sweep
+// after a restart waits for StaleTime unless graceful restart is on.
+// GoBGP's multipath switch and best-path options are package-level
 // globals, so all speakers in one process share fib.multipath (the daemon
 // has one); a hold time of 0 (no keepalives) is sent as GoBGP's default
 // 90s; next hops must be directly reachable (no recursive resolution).

@@ -36,7 +36,8 @@ import (
 // static routes; FRR announces two networks. Both sides must install the
 // other's routes, and remove them when the session drops: FRR's bgpd
 // killed (SIGKILL), the cable pulled (f0 set down: h0 loses carrier and
-// the 3s hold timer ends the session), and havpn's speaker stopped.
+// havpn resets the session), FRR's bgpd frozen (SIGSTOP: the 3s hold timer
+// ends the session), and havpn's speaker stopped.
 
 const (
 	frrDir   = "/usr/lib/frr"
@@ -387,12 +388,17 @@ func TestInteropFRR(t *testing.T) {
 			l.waitRoutes("FRR's kernel after bgpd restart", l.fh, fromHavpn, 10*time.Second)
 			t.Logf("bgpd restarted: converged after %v", d)
 
-			// Cable pulled on FRR's side: havpn's hold timer (3s) ends the
-			// session; FRR drops havpn's routes on its link going down.
+			// Cable pulled on FRR's side: h0 loses its carrier and havpn
+			// resets the session at once (not after the 3s hold time);
+			// FRR drops havpn's routes on its link going down.
 			start = time.Now()
 			l.down(l.fh, "f0")
 			l.waitRoutes("havpn's kernel after unplug", l.hh, "", 10*time.Second)
-			t.Logf("unplugged: FRR's routes gone from havpn's kernel after %v", time.Since(start))
+			if d := time.Since(start); d > 1500*time.Millisecond {
+				t.Errorf("unplugged: FRR's routes left havpn's kernel after %v, want well under the 3s hold time", d)
+			} else {
+				t.Logf("unplugged: FRR's routes gone from havpn's kernel after %v", d)
+			}
 			l.waitRoutes("FRR's kernel after unplug", l.fh, "", 10*time.Second)
 
 			// Plugged back.
@@ -400,6 +406,24 @@ func TestInteropFRR(t *testing.T) {
 			d = l.waitRoutes("havpn's kernel after plug", l.hh, fromFRR, 30*time.Second)
 			l.waitRoutes("FRR's kernel after plug", l.fh, fromHavpn, 10*time.Second)
 			t.Logf("plugged: converged after %v", d)
+
+			// FRR's bgpd frozen (SIGSTOP): the link and TCP stay up, no
+			// keepalives come; havpn's hold timer (3s) ends the session.
+			start = time.Now()
+			if err := l.bgpd.Process.Signal(syscall.SIGSTOP); err != nil {
+				t.Fatal(err)
+			}
+			l.waitRoutes("havpn's kernel with bgpd frozen", l.hh, "", 10*time.Second)
+			if d := time.Since(start); d < 2*time.Second {
+				t.Errorf("frozen: routes gone after %v, before the hold time could expire", d)
+			} else {
+				t.Logf("frozen: FRR's routes gone from havpn's kernel after %v (hold time 3s)", d)
+			}
+			if err := l.bgpd.Process.Signal(syscall.SIGCONT); err != nil {
+				t.Fatal(err)
+			}
+			l.waitRoutes("havpn's kernel after bgpd thawed", l.hh, fromFRR, 30*time.Second)
+			l.waitRoutes("FRR's kernel after bgpd thawed", l.fh, fromHavpn, 10*time.Second)
 
 			// havpn released (resource stop): withdraws, and cleans its
 			// own kernel.

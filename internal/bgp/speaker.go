@@ -34,6 +34,14 @@ type RouteSource interface {
 	WatchRoutes(ctx context.Context, ignore uint8, changed func()) error
 }
 
+// LinkWatcher reports interfaces going down. fib.Netlink implements it.
+type LinkWatcher interface {
+	// WatchLinkDown calls down with the prefixes of an interface's
+	// addresses (and point-to-point peers) each time it loses its carrier,
+	// is set down or deleted, until ctx is done.
+	WatchLinkDown(ctx context.Context, down func(prefixes []netip.Prefix)) error
+}
+
 // Options are a Speaker's dependencies and knobs. The zero value is
 // usable: netlink in the process's namespace, no metrics, no logs.
 type Options struct {
@@ -52,6 +60,12 @@ type Options struct {
 	// Source is where redistributed routes are read; nil uses Kernel when
 	// it is a RouteSource (fib.Netlink is).
 	Source RouteSource
+	// Links tells which interfaces go down, so that sessions with
+	// neighbors on them are reset at once rather than after the hold time
+	// (like FRR's fast-external-failover, for iBGP too); nil uses Kernel
+	// when it is a LinkWatcher (fib.Netlink is), else sessions end on the
+	// hold timer.
+	Links LinkWatcher
 	// Metric is the priority of installed routes; 0 means fib.DefaultMetric.
 	Metric uint32
 	// StaleTime bounds how long routes left in the kernel by an earlier run
@@ -83,6 +97,7 @@ type Speaker struct {
 	lists   map[string]prefixList
 	kern    fib.Kernel
 	src     RouteSource
+	links   LinkWatcher
 	ownKern io.Closer // the kernel handle New opened, or nil
 	fib     *fib.Reconciler
 	m       *metrics
@@ -111,7 +126,7 @@ func New(cfg *config.BGP, o Options) (*Speaker, error) {
 	if _, _, _, err := policies(cfg); err != nil {
 		return nil, fmt.Errorf("bgp: %w", err)
 	}
-	s := &Speaker{cfg: cfg, o: o, log: o.Log, lists: lists, kern: o.Kernel, src: o.Source}
+	s := &Speaker{cfg: cfg, o: o, log: o.Log, lists: lists, kern: o.Kernel, src: o.Source, links: o.Links}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -145,6 +160,11 @@ func New(cfg *config.BGP, o Options) (*Speaker, error) {
 	if s.src == nil {
 		if rs, ok := s.kern.(RouteSource); ok {
 			s.src = rs
+		}
+	}
+	if s.links == nil {
+		if lw, ok := s.kern.(LinkWatcher); ok {
+			s.links = lw
 		}
 	}
 	if len(cfg.Redistribute) > 0 && s.src == nil {
@@ -304,6 +324,16 @@ func (s *Speaker) start(ctx context.Context) (_ *session, err error) {
 		defer ss.wg.Done()
 		s.staleTimer(rctx, ss)
 	}()
+	if s.links != nil && len(s.cfg.Neighbors) > 0 {
+		ss.wg.Add(1)
+		go func() {
+			defer ss.wg.Done()
+			err := s.links.WatchLinkDown(rctx, func(ps []netip.Prefix) { s.onLinkDown(rctx, ss, ps) })
+			if err != nil {
+				s.log.Warn("watching links; sessions on a dead link end only on their hold timer", "err", err)
+			}
+		}()
+	}
 	return ss, nil
 }
 
@@ -517,6 +547,27 @@ func (s *Speaker) Close() error {
 		s.closeKernel()
 	}
 	return err
+}
+
+// onLinkDown resets the sessions with neighbors on a link that went down:
+// their routes go at once instead of after the hold time.
+func (s *Speaker) onLinkDown(ctx context.Context, ss *session, ps []netip.Prefix) {
+	if ctx.Err() != nil {
+		return
+	}
+	for _, n := range s.cfg.Neighbors {
+		for _, p := range ps {
+			if !p.Contains(n.Address) {
+				continue
+			}
+			s.log.Warn("link to neighbor down, resetting the session", "peer", n.Address, "prefix", p)
+			err := ss.srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: n.Address.String(), Communication: "link down"})
+			if err != nil {
+				s.log.Warn("resetting session", "peer", n.Address, "err", err)
+			}
+			break
+		}
+	}
 }
 
 // onEOR records an End-of-RIB; once every neighbor sent one, stale routes

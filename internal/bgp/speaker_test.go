@@ -617,3 +617,30 @@ func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	}
 	return out
 }
+
+func TestLinkDownResetsSession(t *testing.T) {
+	port := freePort(t)
+	a := newNode(t, port, baseCfg("127.0.0.1", "127.0.0.2"))
+	cb := baseCfg("127.0.0.2", "127.0.0.1")
+	cb.Networks = []netip.Prefix{pfx("192.168.2.0/24")}
+	newNode(t, port, cb)
+	waitTable(t, "A", a.k, "192.168.2.0/24 table 254 proto 186 metric 20 via 127.0.0.2")
+	a.k.Ops()
+	start := time.Now()
+	a.k.LinkDown(pfx("10.0.0.0/8")) // not B's link: nothing happens
+	a.k.LinkDown(pfx("127.0.0.0/8"))
+	for !strings.Contains(a.k.Ops(), "delete 192.168.2.0/24") {
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("route via a neighbor whose link went down was not removed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("route removed %v after the link went down (hold time 9s); want at once", d)
+	}
+	if got := gather(t, a.reg)[`havpn_bgp_neighbor_drops_total{peer="127.0.0.2"}`]; got != 1 {
+		t.Errorf("drops = %v, want 1", got)
+	}
+	// The session comes back (the loopback never went down).
+	waitTable(t, "A", a.k, "192.168.2.0/24 table 254 proto 186 metric 20 via 127.0.0.2")
+}

@@ -353,6 +353,106 @@ func (k *Netlink) WatchRoutes(ctx context.Context, ignore uint8, changed func())
 	}
 }
 
+// WatchLinkDown calls down (which must not block for long) with the
+// prefixes of an interface (its addresses' networks and point-to-point
+// peers) each time it goes down: carrier lost, set down or deleted. It runs
+// until ctx is done and returns nil then, or an error when it cannot
+// subscribe. The prefixes are those last seen while the interface was up
+// (IPv6 addresses are flushed when a link is set down).
+func (k *Netlink) WatchLinkDown(ctx context.Context, down func(prefixes []netip.Prefix)) error {
+	var nsp *netns.NsHandle
+	if k.ns.IsOpen() {
+		nsp = &k.ns
+	}
+	running := make(map[int]bool)
+	prefixes := make(map[int][]netip.Prefix)
+	refresh := func(idx int) {
+		l, err := k.h.LinkByIndex(idx)
+		if err != nil {
+			return
+		}
+		addrs, err := k.h.AddrList(l, netlink.FAMILY_ALL)
+		if err != nil {
+			return
+		}
+		var ps []netip.Prefix
+		for _, a := range addrs {
+			if a.IPNet != nil {
+				if ip := addrOf(a.IP); ip.IsValid() {
+					ones, _ := a.Mask.Size()
+					ps = append(ps, netip.PrefixFrom(ip, ones).Masked())
+				}
+			}
+			if a.Peer != nil {
+				if p, ok := prefixOf(a.Peer, 0); ok {
+					ps = append(ps, p)
+				}
+			}
+		}
+		if len(ps) > 0 {
+			prefixes[idx] = ps
+		}
+	}
+	for first := true; ; first = false {
+		done := make(chan struct{})
+		linkCh := make(chan netlink.LinkUpdate, 256)
+		addrCh := make(chan netlink.AddrUpdate, 256)
+		err := netlink.LinkSubscribeWithOptions(linkCh, done, netlink.LinkSubscribeOptions{
+			Namespace: nsp, ListExisting: true, ReceiveBufferSize: 1 << 20, ReceiveBufferForceSize: true,
+		})
+		if err == nil {
+			err = netlink.AddrSubscribeWithOptions(addrCh, done, netlink.AddrSubscribeOptions{
+				Namespace: nsp, ReceiveBufferSize: 1 << 20, ReceiveBufferForceSize: true,
+			})
+		}
+		if err != nil {
+			close(done)
+			if first {
+				return fmt.Errorf("subscribing to link changes: %w", err)
+			}
+		} else {
+		loop:
+			for {
+				select {
+				case <-ctx.Done():
+					break loop
+				case u, ok := <-linkCh:
+					if !ok {
+						break loop
+					}
+					idx := int(u.Index)
+					up := u.Header.Type != unix.RTM_DELLINK && u.Flags&unix.IFF_UP != 0 && u.Flags&unix.IFF_RUNNING != 0
+					if up {
+						refresh(idx)
+					} else if running[idx] {
+						if ps := prefixes[idx]; len(ps) > 0 {
+							down(ps)
+						}
+					}
+					running[idx] = up
+					if u.Header.Type == unix.RTM_DELLINK {
+						delete(running, idx)
+						delete(prefixes, idx)
+					}
+				case u, ok := <-addrCh:
+					if !ok {
+						break loop
+					}
+					if running[u.LinkIndex] {
+						refresh(u.LinkIndex)
+					}
+				}
+			}
+			close(done)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
 // Watch implements Kernel: it subscribes to address and link changes, and
 // subscribes again (reporting a change) when a subscription breaks, e.g. on
 // ENOBUFS when events were lost.

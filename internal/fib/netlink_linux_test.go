@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"syscall"
@@ -413,4 +414,46 @@ func manyChanges(n int) []fib.Change {
 		out[i] = fib.Change{Prefix: netipPrefix(a, 24), NextHops: gw}
 	}
 	return out
+}
+
+func TestNetlinkWatchLinkDown(t *testing.T) {
+	ns, h := kernelNS(t)
+	k := newKernel(t, ns)
+	got := make(chan []netip.Prefix, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- k.WatchLinkDown(ctx, func(ps []netip.Prefix) { got <- ps }) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	time.Sleep(200 * time.Millisecond) // let it list the existing links
+	// v1 down: v0 loses its carrier.
+	l, err := h.LinkByName("v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.LinkSetDown(l); err != nil {
+		t.Fatal(err)
+	}
+	want := map[netip.Prefix]bool{pfx("172.16.0.0/24"): true, pfx("2001:db8:ff::/64"): true}
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case ps := <-got:
+			n := 0
+			for _, p := range ps {
+				if want[p] {
+					n++
+				}
+			}
+			if n == len(want) {
+				return // v0 reported with its prefixes
+			}
+		case <-deadline:
+			t.Fatalf("no link-down report with %v", want)
+		}
+	}
 }

@@ -46,4 +46,7 @@ func (*Netlink) Addrs() ([]netip.Prefix, error) { return nil, ErrUnsupported }
 // WatchRoutes returns ErrUnsupported.
 func (*Netlink) WatchRoutes(context.Context, uint8, func()) error { return ErrUnsupported }
 
+// WatchLinkDown returns ErrUnsupported.
+func (*Netlink) WatchLinkDown(context.Context, func([]netip.Prefix)) error { return ErrUnsupported }
+
 var _ Kernel = (*Netlink)(nil)

@@ -32,6 +32,7 @@ type Kernel struct {
 	fail      map[netip.Prefix]error
 	watchers  []func()
 	rwatchers []func(proto uint8)
+	lwatchers []func([]netip.Prefix)
 	addrs     []netip.Prefix
 	batches   int
 }
@@ -113,10 +114,30 @@ func (k *Kernel) Addrs() ([]netip.Prefix, error) {
 func (k *Kernel) WatchRoutes(ctx context.Context, ignore uint8, changed func()) error {
 	k.mu.Lock()
 	k.rwatchers = append(k.rwatchers, func(proto uint8) {
-		if proto != ignore || proto == 0 {
+		if proto != ignore {
 			changed()
 		}
 	})
+	k.mu.Unlock()
+	<-ctx.Done()
+	return nil
+}
+
+// LinkDown tells link watchers that an interface with these prefixes went
+// down.
+func (k *Kernel) LinkDown(ps ...netip.Prefix) {
+	k.mu.Lock()
+	ws := slices.Clone(k.lwatchers)
+	k.mu.Unlock()
+	for _, w := range ws {
+		w(ps)
+	}
+}
+
+// WatchLinkDown registers down for LinkDown until ctx is done.
+func (k *Kernel) WatchLinkDown(ctx context.Context, down func([]netip.Prefix)) error {
+	k.mu.Lock()
+	k.lwatchers = append(k.lwatchers, down)
 	k.mu.Unlock()
 	<-ctx.Done()
 	return nil
