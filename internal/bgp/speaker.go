@@ -281,7 +281,7 @@ func (s *Speaker) start(ctx context.Context) (_ *session, err error) {
 	ss.feed = newFeed(s.cfg.FIB.Multipath)
 	err = srv.WatchEvent(rctx, server.WatchEventMessageCallbacks{
 		OnBestPath:   ss.feed.onBestPath,
-		OnPeerUpdate: func(ev *apiutil.WatchEventMessage_PeerEvent, _ time.Time) { s.onPeer(ev) },
+		OnPeerUpdate: func(ev *apiutil.WatchEventMessage_PeerEvent, at time.Time) { s.onPeer(ev, at) },
 		OnPathEor:    func(p *apiutil.Path, _ time.Time) { s.onEOR(ss, p) },
 	}, server.WatchBestPath(true), server.WatchPeer(), server.WatchEor(true))
 	if err != nil {

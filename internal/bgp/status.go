@@ -73,13 +73,14 @@ type peerStat struct {
 	drops       atomic.Uint64
 	up          atomic.Bool
 	lastError   atomic.Pointer[string]
+	since       atomic.Int64 // unix ns of the last change to or from established
 }
 
 func (p *peerStat) reset() { p.up.Store(false) }
 
 // onPeer is GoBGP's OnPeerUpdate callback: it logs session changes and
 // counts them.
-func (s *Speaker) onPeer(ev *apiutil.WatchEventMessage_PeerEvent) {
+func (s *Speaker) onPeer(ev *apiutil.WatchEventMessage_PeerEvent, at time.Time) {
 	if ev.Type != apiutil.PEER_EVENT_STATE {
 		return
 	}
@@ -93,10 +94,12 @@ func (s *Speaker) onPeer(ev *apiutil.WatchEventMessage_PeerEvent) {
 	case state == bgp.BGP_FSM_ESTABLISHED && !st.up.Load():
 		st.up.Store(true)
 		st.established.Add(1)
+		st.since.Store(at.UnixNano())
 		s.log.Info("bgp neighbor up", "peer", addr, "router_id", ev.Peer.State.RouterID)
 	case state != bgp.BGP_FSM_ESTABLISHED && st.up.Load():
 		st.up.Store(false)
 		st.drops.Add(1)
+		st.since.Store(at.UnixNano())
 		reason := ev.Peer.State.DisconnectMessage
 		st.lastError.Store(&reason)
 		s.log.Warn("bgp neighbor down", "peer", addr, "state", fsmName(state), "reason", reason)
@@ -235,6 +238,11 @@ func (s *Speaker) neighbors(advertised bool) []Neighbor {
 		}
 		if p := live[n.Address]; p != nil {
 			fillNeighbor(&nb, p)
+			if st := s.peers[n.Address]; st != nil && st.since.Load() != 0 && st.up.Load() == (nb.State == "established") {
+				// Our own record of the change has nanoseconds; GoBGP's
+				// has seconds.
+				nb.Since = time.Unix(0, st.since.Load())
+			}
 		}
 		out = append(out, nb)
 	}

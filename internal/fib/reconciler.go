@@ -353,7 +353,7 @@ func (r *Reconciler) applySorted() error {
 
 // apply sends r.ops to the kernel and records the outcome.
 func (r *Reconciler) apply() error {
-	clear(r.seen)
+	defer r.shrinkScratch()
 	if len(r.ops) == 0 {
 		return nil
 	}
@@ -420,6 +420,22 @@ func (r *Reconciler) apply() error {
 		return fmt.Errorf("fib: %d of %d route changes failed, first: %w", nfail, n, first)
 	}
 	return nil
+}
+
+// shrinkScratch empties the per-round scratch space, and lets the memory go
+// after a big round (a full table) instead of keeping it for ever.
+func (r *Reconciler) shrinkScratch() {
+	const keep = 4096
+	if len(r.seen) > keep {
+		r.seen = make(map[netip.Prefix]struct{})
+	} else {
+		clear(r.seen)
+	}
+	if cap(r.ops) > keep {
+		r.ops = nil
+	} else {
+		r.ops = r.ops[:0]
+	}
 }
 
 // Sweep deletes the stale routes (adopted by Adopt and not learned again)
