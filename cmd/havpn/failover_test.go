@@ -148,3 +148,38 @@ func waitReach(t *testing.T, l *lab.Lab, o lab.ProbeOptions) {
 		}
 	}
 }
+
+// TestLabFailoverCommand runs `havpn lab failover --poweroff s1 --runs 2`:
+// two drills, each with a real outage (a power-off cannot be hitless for
+// the LAN VIP: the deadtime must pass) under a second, and a summary.
+func TestLabFailoverCommand(t *testing.T) {
+	labtest.RequireRoot(t)
+	prefix := labtest.Prefix(t)
+	t.Cleanup(func() { lab.Down(prefix) })
+	if _, err := lab.Up(context.Background(), lab.Options{Prefix: prefix, Daemons: true, Bin: havpnBin(t)}); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runCLI(t, "lab", "--prefix", prefix, "failover", "--poweroff", "s1", "--runs", "2", "-o", "json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s %s", code, out, errOut)
+	}
+	var rep drillReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	t.Logf("%+v", rep)
+	if len(rep.Runs) != 2 || rep.Runs[0].Victim == rep.Runs[0].NewActive {
+		t.Fatalf("runs %+v", rep.Runs)
+	}
+	for _, r := range rep.Runs {
+		if r.LANMS <= 0 || r.LANMS > 1000 || r.TunnelMS <= 0 || r.TunnelMS > 1000 {
+			t.Errorf("run %d: LAN VIP %.1f ms, tunnel %.1f ms; want a real outage under 1 s", r.Run, r.LANMS, r.TunnelMS)
+		}
+	}
+	if s := rep.Summary["lan_vip_outage_ms"]; s.Max < s.Min || s.Median == 0 {
+		t.Errorf("summary %+v", rep.Summary)
+	}
+	if _, errOut, code := runCLI(t, "lab", "--prefix", prefix, "failover", "s1"); code != exitUsage {
+		t.Errorf("failover without a kind: exit %d %s", code, errOut)
+	}
+}

@@ -53,6 +53,7 @@ s2gw2, s1host, s2host. It needs root and never touches the root namespace.`,
 		labIfaceCmd("unplug NODE IFACE", "Pull a cable: the node's interface loses carrier", open, (*lab.Lab).Unplug),
 		labIfaceCmd("plug NODE IFACE", "Put a cable back", open, (*lab.Lab).Plug),
 		newLabProbeCmd(g, open),
+		newLabFailoverCmd(g, open),
 		newLabEchoCmd(),
 	)
 	return c
