@@ -157,7 +157,7 @@ func waitReach(t *testing.T, l *lab.Lab, o lab.ProbeOptions) {
 
 // TestLabFailoverCommand runs `havpn lab failover --poweroff s1 --runs 2`:
 // two drills, each with a real outage (a power-off cannot be hitless for
-// the LAN VIP: the deadtime must pass) under a second, and a summary.
+// the LAN VIP: the deadtime must pass) under the limit, and a summary.
 func TestLabFailoverCommand(t *testing.T) {
 	labtest.RequireRoot(t)
 	prefix := labtest.Prefix(t)
