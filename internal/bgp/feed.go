@@ -235,16 +235,15 @@ func (f *feed) after(fn func()) {
 func (f *feed) take() ([]fib.Change, []func()) {
 	f.mu.Lock()
 	pending, hooks := f.pending, f.hooks
-	if len(pending) > 0 {
-		// A fresh map rather than clear(): the old one may have grown to a
-		// full table and would keep that memory.
-		f.pending = make(map[netip.Prefix][]fib.NextHop)
-	}
 	f.hooks = nil
-	f.mu.Unlock()
 	if len(pending) == 0 {
+		f.mu.Unlock()
 		return nil, hooks
 	}
+	// A fresh map rather than clear(): the old one may have grown to a
+	// full table and would keep that memory.
+	f.pending = make(map[netip.Prefix][]fib.NextHop)
+	f.mu.Unlock()
 	changes := make([]fib.Change, 0, len(pending))
 	for p, hs := range pending {
 		changes = append(changes, fib.Change{Prefix: p, NextHops: hs})
