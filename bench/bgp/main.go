@@ -620,7 +620,8 @@ func writeReport(path, table string, n, runs int, load0, load1 string) error {
 	var uts unix.Utsname
 	unix.Uname(&uts)
 	fmt.Fprintf(&b, "# BGP full table into the kernel: havpn vs FRR\n\n")
-	fmt.Fprintf(&b, "Command: `%s`  \n", strings.Join(append([]string{"go run ./bench/bgp"}, os.Args[1:]...), " "))
+	fmt.Fprintf(&b, "Command: `%s` (as run by `bench/bgp/run.sh`, which builds it; `make bench-bgp`)  \n",
+		strings.Join(append([]string{"bin/bench-bgp"}, os.Args[1:]...), " "))
 	fmt.Fprintf(&b, "Date: %s; host %s, kernel %s, %d CPUs, %s; load average %s before, %s after.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, unix.ByteSliceToString(uts.Release[:]), runtime.NumCPU(),
 		runtime.Version(), load0, load1)
@@ -632,7 +633,7 @@ func writeReport(path, table string, n, runs int, load0, load1 string) error {
 	b.WriteString("installed, \"link up\" when the link came up (adds TCP connect-retry timers: GoBGP\n")
 	b.WriteString("retries every 2s at best, FRR here every 1s). RSS is VmRSS/VmHWM of the receiver\n")
 	b.WriteString("process (FRR: bgpd + zebra); CPU is user+system time of the receiver during the run.\n")
-	fmt.Fprintf(&b, "%d runs per receiver, alternating; the table shows each receiver's median run (by first -> all).\n\n", runs)
+	fmt.Fprintf(&b, "%d runs per receiver, alternating; the table shows each receiver's median run (by session up -> all).\n\n", runs)
 	b.WriteString(table)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
