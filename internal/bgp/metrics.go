@@ -74,6 +74,7 @@ func newCollector(s *Speaker) *collector {
 	}
 }
 
+// Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.state, c.received, c.updatesIn, c.updatesOut, c.estab, c.drops} {
 		ch <- d
@@ -90,6 +91,8 @@ func stateNumber(state string) float64 {
 	return 0
 }
 
+// Collect implements prometheus.Collector: it asks GoBGP for the
+// neighbors' state (without counting advertised prefixes).
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, n := range c.s.neighbors(false) {
 		peer := n.Address.String()

@@ -171,7 +171,7 @@ func New(cfg *config.BGP, o Options) (*Speaker, error) {
 		s.closeKernel()
 		return nil, fmt.Errorf("bgp: %w", ErrNoRouteSource)
 	}
-	r, err := fib.New(s.kern, cfg.FIB, fib.Options{Log: s.log, Registerer: o.Registerer, Metric: o.Metric, Debounce: s.o.Debounce})
+	r, err := fib.New(s.kern, cfg.FIB, fib.Options{Log: s.baseLog.With("component", "fib"), Registerer: o.Registerer, Metric: o.Metric, Debounce: s.o.Debounce})
 	if err != nil {
 		s.closeKernel()
 		return nil, fmt.Errorf("bgp: %w", err)
@@ -616,6 +616,6 @@ func (s *Speaker) sweep(ss *session, why string) {
 	ss.eorMu.Unlock()
 	n, err := s.fib.Sweep()
 	if n > 0 || err != nil {
-		s.log.Info("removed stale routes of an earlier run", "routes", n, "why", why, "err", err)
+		s.log.Info("removed stale routes of an earlier run", "routes", n, "reason", why, "err", err)
 	}
 }

@@ -22,6 +22,7 @@ type OpError struct {
 	Msg string
 }
 
+// Error names the op and the route, the errno and the kernel's message.
 func (e *OpError) Error() string {
 	s := e.Op.String() + ": " + e.Err.Error()
 	if e.Msg != "" {

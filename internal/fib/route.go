@@ -16,6 +16,7 @@ type NextHop struct {
 	Link    int        `json:"link,omitzero"`
 }
 
+// String renders n as "via GW" or "via GW dev #LINK".
 func (n NextHop) String() string {
 	if n.Link != 0 {
 		return fmt.Sprintf("via %s dev #%d", n.Gateway, n.Link)
@@ -81,6 +82,7 @@ const (
 	OpDelete
 )
 
+// String names the kind: "replace" or "delete".
 func (k OpKind) String() string {
 	switch k {
 	case OpReplace:
