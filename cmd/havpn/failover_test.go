@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"net/netip"
 	"testing"
 	"time"
@@ -13,6 +15,24 @@ import (
 
 // outageLimitMS is the most a failover may interrupt traffic in these tests.
 const outageLimitMS = 5000
+
+// dumpLogsOnFailure logs the tail of every daemon's log when t fails, so
+// that a failed drill can be understood from the CI output.
+func dumpLogsOnFailure(t *testing.T, prefix string) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		logs, _ := filepath.Glob(filepath.Join(lab.Dir(prefix), "*gw*.log"))
+		for _, f := range logs {
+			b, _ := os.ReadFile(f)
+			if len(b) > 4000 {
+				b = b[len(b)-4000:]
+			}
+			t.Logf("%s (tail):\n%s", filepath.Base(f), b)
+		}
+	})
+}
 
 // activeOf returns the site's active gateway, waiting until exactly one of
 // the two reports active.
@@ -48,6 +68,7 @@ func TestFailoverInLab(t *testing.T) {
 	labtest.RequireRoot(t)
 	prefix := labtest.Prefix(t)
 	t.Cleanup(func() { lab.Down(prefix) })
+	dumpLogsOnFailure(t, prefix)
 	ctx := context.Background()
 	if _, err := lab.Up(ctx, lab.Options{Prefix: prefix, Daemons: true, Bin: havpnBin(t)}); err != nil {
 		t.Fatal(err)
@@ -162,6 +183,7 @@ func TestLabFailoverCommand(t *testing.T) {
 	labtest.RequireRoot(t)
 	prefix := labtest.Prefix(t)
 	t.Cleanup(func() { lab.Down(prefix) })
+	dumpLogsOnFailure(t, prefix)
 	if _, err := lab.Up(context.Background(), lab.Options{Prefix: prefix, Daemons: true, Bin: havpnBin(t)}); err != nil {
 		t.Fatal(err)
 	}
