@@ -536,10 +536,12 @@ func (s *Speaker) Run(ctx context.Context) error {
 	return s.Stop(sctx)
 }
 
-// Close stops the speaker if it runs and releases the netlink handle New
-// opened. It is idempotent.
+// Close stops the speaker if it runs (allowing 10s for that) and releases
+// the netlink handle New opened. It is idempotent.
 func (s *Speaker) Close() error {
-	err := s.Stop(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := s.Stop(ctx)
 	s.life.Lock()
 	defer s.life.Unlock()
 	if !s.closed {

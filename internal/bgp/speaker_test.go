@@ -644,3 +644,37 @@ func TestLinkDownResetsSession(t *testing.T) {
 	// The session comes back (the loopback never went down).
 	waitTable(t, "A", a.k, "192.168.2.0/24 table 254 proto 186 metric 20 via 127.0.0.2")
 }
+
+func TestStartFailsCleanly(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	k := fibtest.New()
+	// A route left by an earlier run.
+	k.Preload(fib.Route{Prefix: pfx("10.77.0.0/16"), Table: 254, Protocol: 186, Metric: 20, NextHops: []fib.NextHop{{Gateway: adr("127.0.0.2")}}})
+	cfg := baseCfg("127.0.0.1", "127.0.0.2")
+	cfg.ListenPort = int32(port)
+	s, err := bgp.New(cfg, bgp.Options{Kernel: k, ListenAddresses: []netip.Addr{adr("127.0.0.1")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	err = s.Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "starting gobgp") {
+		t.Fatalf("Start with the listen port taken: %v", err)
+	}
+	if s.Running() {
+		t.Fatal("running after a failed Start")
+	}
+	// A stopped speaker owns no kernel routes.
+	if got := k.Table(); got != "" {
+		t.Errorf("kernel after a failed start:\n%s", got)
+	}
+	l.Close()
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatalf("Start once the port is free: %v", err)
+	}
+}
