@@ -502,3 +502,54 @@ func (w *syncWriter) String() string {
 	defer w.mu.Unlock()
 	return w.b.String()
 }
+
+// TestLabConfigsPeer runs two havpn speakers with the bgp sections of the
+// lab's s1gw1 and s2gw1 configs in two namespaces joined by a veth standing
+// in for the tunnel (172.16.0.1/30 - 172.16.0.2/30): each must install the
+// other site's LAN through the other's tunnel address, and nothing else (a
+// point-to-point host route inside its own LAN range is not announced).
+func TestLabConfigsPeer(t *testing.T) {
+	labtest.RequireRoot(t)
+	l := newLab(t)
+	// A point-to-point address on s1's side: its connected /32 to the
+	// peer lies inside site1-lan (le 32) but must not be redistributed.
+	link, err := l.hh.LinkByName("lan0p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := netlink.ParseAddr("192.168.1.50/32")
+	_, peer, _ := net.ParseCIDR("192.168.1.51/32")
+	a.Peer = peer
+	if err := l.hh.AddrAdd(link, a); err != nil {
+		t.Fatal(err)
+	}
+	dir := examplesTree(t)
+	s1 := exampleBGP(t, dir, "lab/s1gw1.yaml")
+	s2 := exampleBGP(t, dir, "lab/s2gw1.yaml")
+	l.startHavpn(s1)
+	logw := new(syncWriter)
+	h2, err := bgptest.Start(l.f, s2, t.TempDir(), []string{"-test.run=^$"}, logw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := h2.Close(); err != nil {
+			t.Errorf("closing s2's helper: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("s2 log:\n%s", logw.String())
+		}
+	})
+	d := l.waitRoutes("s1's kernel", l.hh, "192.168.2.0/24 via 172.16.0.2", 30*time.Second)
+	l.waitRoutes("s2's kernel", l.fh, "192.168.1.0/24 via 172.16.0.1", 10*time.Second)
+	t.Logf("lab configs converged after %v", d)
+	rs, err := h2.Routes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if r.Prefix.Bits() == 32 || r.Prefix.Addr().String() == "10.11.0.0" {
+			t.Errorf("s2 learned %s", r.Prefix)
+		}
+	}
+}
