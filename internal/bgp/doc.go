@@ -13,7 +13,8 @@
 // What Start does, in order:
 //   - adopts the kernel routes of our protocol left by an earlier run (they
 //     keep forwarding; those not learned again are swept once every
-//     neighbor sent End-of-RIB, or after Options.StaleTime);
+//     neighbor sent End-of-RIB, or every neighbor has been established and
+//     no best path changed for 3s, or after Options.StaleTime);
 //   - starts GoBGP (asn, router id, listen port, multipath = fib.multipath)
 //     with one global import and one global export policy that implement
 //     each neighbor's import/export prefix list (first match wins, no match

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/havpn/havpn/internal/fib"
@@ -37,6 +38,8 @@ type feed struct {
 	single  [][]fib.NextHop       // index -> the one-hop set, shared
 	sets    map[string][]fib.NextHop
 	keyBuf  []byte
+
+	last atomic.Int64 // unix ns of the last best-path event
 
 	mu      sync.Mutex                     // guards pending and hooks
 	pending map[netip.Prefix][]fib.NextHop // nil: no route; slices are shared, read-only
@@ -159,6 +162,7 @@ func (f *feed) onBestPath(paths []*apiutil.Path, _ time.Time) {
 	if len(changes) == 0 {
 		return
 	}
+	f.last.Store(time.Now().UnixNano())
 	f.mu.Lock()
 	for _, c := range changes {
 		f.pending[c.p] = c.hops

@@ -594,18 +594,50 @@ func (s *Speaker) onEOR(ss *session, p *apiutil.Path) {
 	}
 }
 
-// staleTimer sweeps stale routes after StaleTime if End-of-RIB did not.
+// quietTime is how long after every neighbor is established and the last
+// best-path change the table counts as converged (for peers that send no
+// End-of-RIB: GoBGP sends it only with graceful restart).
+const quietTime = 3 * time.Second
+
+// staleTimer sweeps stale routes once every neighbor is established and no
+// best path changed for quietTime, or after StaleTime, if End-of-RIB did
+// not come first.
 func (s *Speaker) staleTimer(ctx context.Context, ss *session) {
 	if s.fib.Stats().Stale == 0 {
 		return
 	}
 	t := time.NewTimer(s.o.StaleTime)
 	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-		s.sweep(ss, "stale time over")
+	tick := time.NewTicker(quietTime / 6)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.sweep(ss, "stale time over")
+			return
+		case now := <-tick.C:
+			if s.converged(ss, now) {
+				s.sweep(ss, "every neighbor established and the table quiet")
+				return
+			}
+		}
 	}
+}
+
+// converged reports whether every neighbor has been established for
+// quietTime and no best path changed for as long.
+func (s *Speaker) converged(ss *session, now time.Time) bool {
+	if len(s.peers) == 0 {
+		return false // nothing will come: leave it to StaleTime
+	}
+	for _, st := range s.peers {
+		if !st.up.Load() || now.Sub(time.Unix(0, st.since.Load())) < quietTime {
+			return false
+		}
+	}
+	return now.Sub(time.Unix(0, ss.feed.last.Load())) >= quietTime
 }
 
 func (s *Speaker) sweep(ss *session, why string) {

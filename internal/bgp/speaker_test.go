@@ -678,3 +678,36 @@ func TestStartFailsCleanly(t *testing.T) {
 		t.Fatalf("Start once the port is free: %v", err)
 	}
 }
+
+func TestStaleRoutesSweptWhenQuiet(t *testing.T) {
+	port := freePort(t)
+	ka := fibtest.New()
+	ours := func(p, gw string) fib.Route {
+		return fib.Route{Prefix: pfx(p), Table: 254, Protocol: 186, Metric: 20, NextHops: []fib.NextHop{{Gateway: adr(gw)}}}
+	}
+	ka.Preload(ours("192.168.2.0/24", "127.0.0.2"), ours("10.77.0.0/16", "127.0.0.2"))
+	// No graceful restart: GoBGP sends no End-of-RIB.
+	ca := baseCfg("127.0.0.1", "127.0.0.2")
+	ca.ListenPort = int32(port)
+	sa, err := bgp.New(ca, bgp.Options{Log: testLog(t).With("node", "A"), Kernel: ka, StaleTime: time.Hour,
+		PeerPort: uint16(port), ListenAddresses: []netip.Addr{adr("127.0.0.1")}, LocalAddress: adr("127.0.0.1"),
+		ConnectRetry: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sa.Close() })
+	if err := sa.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cb := baseCfg("127.0.0.2", "127.0.0.1")
+	cb.Networks = []netip.Prefix{pfx("192.168.2.0/24")}
+	newNode(t, port, cb)
+	nb := waitEstablished(t, &node{s: sa}, "127.0.0.2")
+	waitTable(t, "A", ka, `192.168.2.0/24 table 254 proto 186 metric 20 via 127.0.0.2`)
+	if d := time.Since(nb.Since); d > 10*time.Second {
+		t.Errorf("stale route swept %v after the session came up, want about 3s", d)
+	}
+	if got, want := ka.Ops(), "delete 10.77.0.0/16 table 254 proto 186 metric 20"; got != want {
+		t.Errorf("ops:\n%s\nwant:\n%s", got, want)
+	}
+}
