@@ -56,9 +56,11 @@
 // (package bgptest's helper does that for tests).
 //
 // Limits: after a session went down, GoBGP waits a fixed 5s (its idle hold
-// time) before it connects again, so re-establishing takes about 6s. GoBGP
-// sends End-of-RIB only to graceful-restart neighbors, so the stale sweep
-// after a restart waits for StaleTime unless graceful restart is on.
+// time) before it connects again, so re-establishing takes about 6s, and
+// its first connection attempt comes 1.5-2s after start (minimum connect
+// retry 2s). GoBGP sends End-of-RIB only to graceful-restart neighbors, so
+// with such peers the stale sweep relies on the quiet period. IPv6 prefixes
+// need an IPv6 session (no IPv4 next hops for IPv6 routes, RFC 5549).
 // GoBGP's multipath switch and best-path options are package-level
 // globals, so all speakers in one process share fib.multipath (the daemon
 // has one); a hold time of 0 (no keepalives) is sent as GoBGP's default
