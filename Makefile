@@ -16,6 +16,7 @@ build:
 # HAVPN_REQUIRE_ROOT=1 (CI) they fail instead of skipping.
 test: test-deps
 	$(GO) mod download
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) test -race -timeout 25m $$($(GO) list ./... | grep -v /internal/bgp$$)
 	# GoBGP v4.8.0 races inside its own table code (TableManager,

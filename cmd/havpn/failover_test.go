@@ -3,9 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net/netip"
 	"os"
 	"path/filepath"
-	"net/netip"
 	"testing"
 	"time"
 
