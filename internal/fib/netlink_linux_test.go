@@ -367,8 +367,7 @@ func TestNetlinkErrors(t *testing.T) {
 }
 
 // TestNetlink100k installs 100k routes (a full BGP table's worth) and
-// removes them, each in one Update/Flush, and fails when it takes more than
-// 3 s (the target for the whole BGP-to-kernel path).
+// removes them, each in one Update/Flush, and logs how long that took.
 func TestNetlink100k(t *testing.T) {
 	if testing.Short() {
 		t.Skip("100k routes")
