@@ -13,7 +13,7 @@ const module = "github.com/havpn/havpn"
 type goPkg struct {
 	ImportPath string
 	Doc        string
-	Imports    []string
+	Deps       []string // transitive, tests excluded
 	GoFiles    []string
 }
 
@@ -66,6 +66,8 @@ var badDeps = []struct {
 	{"internal/cluster", "internal/resources", "components meet only in daemon", ""},
 	{"internal/tunnel", "internal/ike", "ike installs SAs through the daemon", ""},
 	{"internal/tunnel", "internal/cluster", "components meet only in daemon", ""},
+	{"internal/tunnel", "internal/statesync", "state sync uses the tunnel's ExportSAs and Install methods", ""},
+	{"internal/", "internal/daemon", "the daemon composes the parts, not the reverse", ""},
 	{"internal/ike", "internal/tunnel", "ike declares its own SA installer interface", ""},
 	{"internal/bgp", "internal/cluster", "components meet only in daemon", ""},
 	{"internal/bgp", "internal/tunnel", "components meet only in daemon", ""},
@@ -74,15 +76,15 @@ var badDeps = []struct {
 	{"internal/", "test", "production code never imports a fake", ""},
 }
 
-// TestDependencyDirection checks each production package's direct imports
-// (tests excluded) against badDeps.
+// TestDependencyDirection checks each production package's dependencies,
+// direct and indirect (tests excluded), against badDeps.
 func TestDependencyDirection(t *testing.T) {
 	for _, p := range listPackages(t) {
 		rel := strings.TrimPrefix(p.ImportPath, module+"/")
 		if strings.HasPrefix(rel, "internal/lab") || strings.HasSuffix(rel, "test") {
 			continue // the lab and fakes are test tooling themselves
 		}
-		for _, imp := range p.Imports {
+		for _, imp := range p.Deps {
 			irel, ok := strings.CutPrefix(imp, module+"/")
 			if !ok {
 				continue
