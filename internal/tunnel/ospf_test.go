@@ -31,7 +31,7 @@ func TestLabOSPF(t *testing.T) {
 	}
 	frr, err := user.Lookup("frr")
 	if err != nil {
-		t.Skipf("no frr user: %v", err)
+		labtest.Missing(t, "no frr user (the frr package makes it): %v", err)
 	}
 	uid, _ := strconv.Atoi(frr.Uid)
 	gid, _ := strconv.Atoi(frr.Gid)
