@@ -91,7 +91,7 @@ func drill(ctx context.Context, l *lab.Lab, site, kind string, runs int) (*drill
 }
 
 func drillOnce(ctx context.Context, l *lab.Lab, site, kind string) (drillRun, error) {
-	victim, err := settledActive(ctx, l, site)
+	victim, err := settledActive(ctx, l, site, settleWait)
 	if err != nil {
 		return drillRun{}, err
 	}
@@ -117,7 +117,7 @@ func drillOnce(ctx context.Context, l *lab.Lab, site, kind string) (drillRun, er
 		return drillRun{}, err
 	}
 	rl, rt := pl.Wait(), pt.Wait()
-	next, _ := settledActive(ctx, l, site)
+	next, _ := settledActive(ctx, l, site, settleWait)
 	if err := repairNode(ctx, l, kind, victim); err != nil {
 		return drillRun{}, err
 	}
@@ -148,10 +148,13 @@ func repairNode(ctx context.Context, l *lab.Lab, kind, node string) error {
 	return l.Plug(node, "lan0")
 }
 
-// settledActive waits until exactly one of the site's gateways is active
-// and the other answers as standby (or is down), for up to 15 s.
-func settledActive(ctx context.Context, l *lab.Lab, site string) (string, error) {
-	deadline := time.Now().Add(15 * time.Second)
+// settleWait bounds how long a drill waits for the site to settle.
+const settleWait = 15 * time.Second
+
+// settledActive waits until exactly one of the site's gateways reports
+// active, for up to limit.
+func settledActive(ctx context.Context, l *lab.Lab, site string, limit time.Duration) (string, error) {
+	deadline := time.Now().Add(limit)
 	for {
 		st, err := l.Status(ctx)
 		if err != nil {
@@ -167,7 +170,7 @@ func settledActive(ctx context.Context, l *lab.Lab, site string) (string, error)
 			return actives[0], nil
 		}
 		if time.Now().After(deadline) {
-			return "", fmt.Errorf("site %s: active gateways %v after 15s, want one", site, actives)
+			return "", fmt.Errorf("site %s: active gateways %v after %v, want exactly one", site, actives, limit)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
