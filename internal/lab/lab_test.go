@@ -780,20 +780,27 @@ func TestDaemonConfigsValidate(t *testing.T) {
 	if err := labPKI(dir, &keys); err != nil {
 		t.Fatal(err)
 	}
-	for _, keying := range []string{"ike", "manual"} {
-		t.Run(keying, func(t *testing.T) { checkDaemonConfigs(t, dir, keys, keying) })
+	for _, o := range []DaemonOptions{
+		{},
+		{Keying: "manual", Routing: "static", AutoFailback: true, Keepalive: 10 * time.Millisecond, Deadtime: 30 * time.Millisecond},
+		{Keying: "ike", Routing: "static", Keepalive: 2 * time.Second, Deadtime: 10 * time.Second},
+	} {
+		t.Run(fmt.Sprintf("%s-%s-%v", o.Keying, o.Routing, o.Keepalive), func(t *testing.T) { checkDaemonConfigs(t, dir, keys, o) })
 	}
-	if _, err := DaemonConfig("havpn-", "s1host", keys, "ike"); err == nil {
+	if _, err := DaemonConfig("havpn-", "s1host", keys, DaemonOptions{}); err == nil {
 		t.Error("DaemonConfig for a host succeeded")
 	}
-	if _, err := DaemonConfig("havpn-", "s1gw1", keys, "none"); err == nil {
-		t.Error("DaemonConfig with keying none succeeded")
+	for _, o := range []DaemonOptions{{Keying: "none"}, {Routing: "ospf"}, {Keepalive: time.Second, Deadtime: time.Second}} {
+		if _, err := DaemonConfig("havpn-", "s1gw1", keys, o); err == nil {
+			t.Errorf("DaemonConfig with %+v succeeded", o)
+		}
 	}
 }
 
-func checkDaemonConfigs(t *testing.T, dir string, keys LabKeys, keying string) {
+func checkDaemonConfigs(t *testing.T, dir string, keys LabKeys, o DaemonOptions) {
+	want, _ := o.withDefaults()
 	for _, gw := range Gateways() {
-		text, err := DaemonConfig("havpn-", gw, keys, keying)
+		text, err := DaemonConfig("havpn-", gw, keys, o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -811,8 +818,17 @@ func checkDaemonConfigs(t *testing.T, dir string, keys LabKeys, keying string) {
 			c.Control.Socket != socketPath("havpn-", gw) || c.Metrics.Listen != "127.0.0.1:9740" {
 			t.Errorf("%s: node %+v control %+v metrics %+v", gw, c.Node, c.Control, c.Metrics)
 		}
-		if c.Cluster == nil || len(c.Cluster.Links) != 2 || len(c.Tunnels) != 1 || string(c.Tunnels[0].Keying) != keying {
-			t.Errorf("%s: want a cluster over 2 links and a tunnel keyed %s, got %+v %+v", gw, keying, c.Cluster, c.Tunnels)
+		if c.Cluster == nil || len(c.Cluster.Links) != 3 || len(c.Tunnels) != 1 || string(c.Tunnels[0].Keying) != want.Keying {
+			t.Fatalf("%s: want a cluster over 3 links and a tunnel keyed %s, got %+v %+v", gw, want.Keying, c.Cluster, c.Tunnels)
+		}
+		if c.Cluster.AutoFailback != o.AutoFailback || (o.Keepalive != 0 && time.Duration(c.Cluster.Timers.Keepalive) != o.Keepalive) ||
+			(o.Deadtime != 0 && time.Duration(c.Cluster.Timers.Deadtime) != o.Deadtime) {
+			t.Errorf("%s: cluster %+v, want %+v", gw, c.Cluster, o)
+		}
+		other := SiteInfo(3 - spec.Site).LAN
+		static := len(c.Tunnels[0].Routes) == 1 && c.Tunnels[0].Routes[0] == other
+		if bgp := c.BGP != nil; bgp != (want.Routing == "bgp") || static != (want.Routing == "static") {
+			t.Errorf("%s: routing %s: bgp %+v, tunnel routes %v", gw, want.Routing, c.BGP, c.Tunnels[0].Routes)
 		}
 	}
 }

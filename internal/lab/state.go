@@ -21,7 +21,7 @@ type State struct {
 	Created    time.Time             `json:"created"`
 	Bin        string                `json:"bin"`
 	Daemons    bool                  `json:"daemons"`
-	Keying     string                `json:"keying,omitempty"`
+	Daemon     DaemonOptions         `json:"daemon"`
 	Complete   bool                  `json:"complete"`
 	Namespaces []string              `json:"namespaces"`
 	Nodes      map[string]*NodeState `json:"nodes"`

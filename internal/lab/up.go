@@ -28,9 +28,8 @@ type Options struct {
 	// Bin is the havpn binary that runs the echo responders and daemons;
 	// the running executable if empty.
 	Bin string
-	// Keying is how the daemons key the tunnel: "ike" (default: IKEv2
-	// with certificates from the lab's CA) or "manual" (static keys).
-	Keying string
+	// Daemon shapes the daemons' configs (keying, routing, timers).
+	Daemon DaemonOptions
 }
 
 // ErrNotRoot is returned when the lab is used without root.
@@ -61,12 +60,11 @@ func Up(ctx context.Context, o Options) (*State, error) {
 	if o.Sites == 0 {
 		o.Sites = 2
 	}
-	if o.Keying == "" {
-		o.Keying = "ike"
+	d, err := o.Daemon.withDefaults()
+	if err != nil {
+		return nil, err
 	}
-	if o.Keying != "ike" && o.Keying != "manual" {
-		return nil, fmt.Errorf("keying %q: want ike or manual", o.Keying)
-	}
+	o.Daemon = d
 	if err := requireRoot(); err != nil {
 		return nil, err
 	}
@@ -89,7 +87,7 @@ func Up(ctx context.Context, o Options) (*State, error) {
 	if err := os.MkdirAll(Dir(o.Prefix), 0o700); err != nil {
 		return nil, fmt.Errorf("creating lab state directory: %w", err)
 	}
-	st := &State{Prefix: o.Prefix, Created: time.Now(), Bin: o.Bin, Daemons: o.Daemons, Keying: o.Keying, Nodes: map[string]*NodeState{}}
+	st := &State{Prefix: o.Prefix, Created: time.Now(), Bin: o.Bin, Daemons: o.Daemons, Daemon: o.Daemon, Nodes: map[string]*NodeState{}}
 	if err := build(ctx, st); err != nil {
 		return nil, errors.Join(fmt.Errorf("lab up: %w", err), Down(o.Prefix))
 	}
