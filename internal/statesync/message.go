@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 )
 
 // Entry is one outbound SA's sequence number.
@@ -15,21 +16,35 @@ type Entry struct {
 	Seq    uint64 `json:"seq"`
 }
 
-// Message is one state update.
+// Route is one route the active installed (a BGP best path): what the
+// standby puts in its kernel when it takes over, before its own sessions
+// are up.
+type Route struct {
+	Prefix   netip.Prefix `json:"prefix"`
+	NextHops []netip.Addr `json:"next_hops"`
+}
+
+// Message is one state update. Routes is the sender's whole routing
+// snapshot (up to MaxRoutes), not a delta.
 type Message struct {
 	Node    uint8
 	Epoch   uint64
 	Seq     uint64
 	Entries []Entry
+	Routes  []Route
 }
 
 const (
 	magic     = "HVSS"
-	version   = 1
+	version   = 2
 	headerLen = 4 + 1 + 1 + 8 + 8 + 2
 	macLen    = sha256.Size
-	// MaxEntries bounds a message so that it fits one datagram.
+	// MaxEntries and MaxRoutes bound a message so that it fits one
+	// datagram (about 64 KB with IPv6 routes of 4 next hops).
 	MaxEntries = 200
+	MaxRoutes  = 1000
+	// maxHops bounds the next hops of one route.
+	maxHops = 16
 )
 
 // Errors from Unmarshal; every one means "drop the datagram".
@@ -43,7 +58,7 @@ func Marshal(m Message, key []byte) ([]byte, error) {
 	if len(m.Entries) > MaxEntries {
 		return nil, fmt.Errorf("state message: %d entries, at most %d", len(m.Entries), MaxEntries)
 	}
-	b := make([]byte, 0, headerLen+len(m.Entries)*32+macLen)
+	b := make([]byte, 0, headerLen+len(m.Entries)*32+2+len(m.Routes)*24+macLen)
 	b = append(b, magic...)
 	b = append(b, version, m.Node)
 	b = binary.BigEndian.AppendUint64(b, m.Epoch)
@@ -57,6 +72,10 @@ func Marshal(m Message, key []byte) ([]byte, error) {
 		b = append(b, e.Tunnel...)
 		b = binary.BigEndian.AppendUint32(b, e.SPI)
 		b = binary.BigEndian.AppendUint64(b, e.Seq)
+	}
+	b, err := appendRoutes(b, m.Routes)
+	if err != nil {
+		return nil, err
 	}
 	mac := hmac.New(sha256.New, key)
 	mac.Write(b)
@@ -99,8 +118,94 @@ func Unmarshal(b, key []byte) (Message, error) {
 		})
 		p = p[1+l+12:]
 	}
+	var err error
+	if m.Routes, p, err = parseRoutes(p); err != nil {
+		return m, err
+	}
 	if len(p) != 0 {
 		return m, fmt.Errorf("%w: %d trailing bytes", ErrMalformed, len(p))
 	}
 	return m, nil
+}
+
+// appendRoutes encodes the route section:
+//
+//	count (2) | count x { family (1: 4 or 6) | prefix length (1) |
+//	  address (4 or 16) | hop count (1) | hops x address (4 or 16) }
+func appendRoutes(b []byte, rs []Route) ([]byte, error) {
+	if len(rs) > MaxRoutes {
+		return nil, fmt.Errorf("state message: %d routes, at most %d", len(rs), MaxRoutes)
+	}
+	b = binary.BigEndian.AppendUint16(b, uint16(len(rs)))
+	for _, r := range rs {
+		fam := byte(4)
+		if r.Prefix.Addr().Is6() {
+			fam = 6
+		}
+		if !r.Prefix.IsValid() || len(r.NextHops) == 0 || len(r.NextHops) > maxHops {
+			return nil, fmt.Errorf("state message: route %s: want a prefix and 1..%d next hops, have %d", r.Prefix, maxHops, len(r.NextHops))
+		}
+		b = append(b, fam, byte(r.Prefix.Bits()))
+		b = append(b, r.Prefix.Masked().Addr().AsSlice()...)
+		b = append(b, byte(len(r.NextHops)))
+		for _, h := range r.NextHops {
+			if h.Is6() != (fam == 6) {
+				return nil, fmt.Errorf("state message: route %s: next hop %s of another family", r.Prefix, h)
+			}
+			b = append(b, h.AsSlice()...)
+		}
+	}
+	return b, nil
+}
+
+// parseRoutes decodes the route section and returns what follows it.
+func parseRoutes(p []byte) ([]Route, []byte, error) {
+	if len(p) < 2 {
+		return nil, p, fmt.Errorf("%w: no route section", ErrMalformed)
+	}
+	n := int(binary.BigEndian.Uint16(p))
+	p = p[2:]
+	if n > MaxRoutes {
+		return nil, p, fmt.Errorf("%w: %d routes", ErrMalformed, n)
+	}
+	var rs []Route
+	for range n {
+		r, rest, err := parseRoute(p)
+		if err != nil {
+			return nil, p, err
+		}
+		rs, p = append(rs, r), rest
+	}
+	return rs, p, nil
+}
+
+func parseRoute(p []byte) (Route, []byte, error) {
+	var r Route
+	if len(p) < 2 || (p[0] != 4 && p[0] != 6) {
+		return r, p, fmt.Errorf("%w: route family", ErrMalformed)
+	}
+	al := 4
+	if p[0] == 6 {
+		al = 16
+	}
+	bits := int(p[1])
+	if bits > al*8 || len(p) < 2+al+1 {
+		return r, p, fmt.Errorf("%w: truncated route", ErrMalformed)
+	}
+	a, _ := netip.AddrFromSlice(p[2 : 2+al])
+	r.Prefix = netip.PrefixFrom(a, bits)
+	if r.Prefix.Masked() != r.Prefix {
+		return r, p, fmt.Errorf("%w: route %s: host bits set", ErrMalformed, r.Prefix)
+	}
+	nh := int(p[2+al])
+	p = p[3+al:]
+	if nh == 0 || nh > maxHops || len(p) < nh*al {
+		return r, p, fmt.Errorf("%w: route %s: %d next hops", ErrMalformed, r.Prefix, nh)
+	}
+	r.NextHops = make([]netip.Addr, nh)
+	for i := range nh {
+		r.NextHops[i], _ = netip.AddrFromSlice(p[:al])
+		p = p[al:]
+	}
+	return r, p, nil
 }

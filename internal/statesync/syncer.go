@@ -22,6 +22,9 @@ type Options struct {
 	Interval time.Duration
 	// Source lists what to send; called every Interval while sending.
 	Source func() []Entry
+	// Routes lists the routes to send with it (the first MaxRoutes); nil
+	// sends none.
+	Routes func() []Route
 }
 
 // Synced is the last sequence number heard for one SA.
@@ -41,6 +44,8 @@ type Syncer struct {
 
 	mu       sync.Mutex // guards the fields below
 	last     map[key]Synced
+	routes   []Route // the peer's last snapshot
+	routesAt time.Time
 	peerEp   uint64
 	peerSeq  uint64
 	received uint64
@@ -75,6 +80,14 @@ func (s *Syncer) Last(tunnel string, spi uint32) (Synced, bool) {
 	return v, ok
 }
 
+// Routes returns the routes in the peer's last update and when it came;
+// nil before the first.
+func (s *Syncer) Routes() ([]Route, time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.routes, s.routesAt
+}
+
 // Status is plain data for `havpn status`.
 type Status struct {
 	Peer     string   `json:"peer"`
@@ -82,13 +95,14 @@ type Status struct {
 	Received uint64   `json:"received"`
 	Dropped  uint64   `json:"dropped"`
 	SAs      []Synced `json:"sas"`
+	Routes   int      `json:"routes"` // in the peer's last update
 }
 
 // Status returns a snapshot.
 func (s *Syncer) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Status{Peer: s.o.Peer.String(), Sending: s.sending.Load(), Received: s.received, Dropped: s.dropped, SAs: []Synced{}}
+	st := Status{Peer: s.o.Peer.String(), Sending: s.sending.Load(), Received: s.received, Dropped: s.dropped, SAs: []Synced{}, Routes: len(s.routes)}
 	for _, v := range s.last {
 		st.SAs = append(st.SAs, v)
 	}
@@ -130,7 +144,14 @@ func (s *Syncer) send() {
 	if len(entries) > MaxEntries {
 		entries = entries[:MaxEntries]
 	}
-	b, err := Marshal(Message{Node: s.o.Node, Epoch: s.epoch, Seq: s.msgSeq.Add(1), Entries: entries}, s.o.Key)
+	var routes []Route
+	if s.o.Routes != nil {
+		routes = s.o.Routes()
+		if len(routes) > MaxRoutes {
+			routes = routes[:MaxRoutes]
+		}
+	}
+	b, err := Marshal(Message{Node: s.o.Node, Epoch: s.epoch, Seq: s.msgSeq.Add(1), Entries: entries, Routes: routes}, s.o.Key)
 	if err != nil {
 		s.o.Log.Warn("state sync message", "err", err)
 		return
@@ -170,6 +191,7 @@ func (s *Syncer) accept(m Message) {
 	for _, e := range m.Entries {
 		s.last[key{e.Tunnel, e.SPI}] = Synced{Entry: e, At: now}
 	}
+	s.routes, s.routesAt = m.Routes, now
 }
 
 func (s *Syncer) drop() {

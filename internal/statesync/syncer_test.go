@@ -25,6 +25,8 @@ func TestSyncOverLoopback(t *testing.T) {
 	seq := uint64(100)
 	a.o.Source = func() []Entry { seq++; return []Entry{{"gre-site2", 0x1201, seq}} }
 	b.o.Source = func() []Entry { return nil }
+	route := Route{netip.MustParsePrefix("192.168.2.0/24"), []netip.Addr{netip.MustParseAddr("172.16.0.2")}}
+	a.o.Routes = func() []Route { return []Route{route} }
 	ctx := t.Context()
 	go a.Run(ctx)
 	go b.Run(ctx)
@@ -43,6 +45,9 @@ func TestSyncOverLoopback(t *testing.T) {
 			t.Fatalf("no update within 2s: %+v", b.Status())
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+	if rs, at := b.Routes(); len(rs) != 1 || rs[0].Prefix != route.Prefix || rs[0].NextHops[0] != route.NextHops[0] || at.IsZero() {
+		t.Errorf("standby's routes %v (at %v), want %v", rs, at, route)
 	}
 	// A replayed older message changes nothing.
 	old, _ := Marshal(Message{Node: 1, Epoch: a.epoch, Seq: 1, Entries: []Entry{{"gre-site2", 0x1201, 1}}}, testKey)
