@@ -11,6 +11,12 @@
 // new GoBGP server.
 //
 // What Start does, in order:
+//   - installs the routes the previous active node had (Options.Inherited,
+//     from state sync) and, if there were any, restarts gracefully: the
+//     OPEN carries the Restart State and Forwarding State bits, and route
+//     selection waits for the neighbors' End-of-RIB (at most 10s). With
+//     the neighbor keeping our routes as stale meanwhile, traffic in both
+//     directions survives a takeover while the new session comes up;
 //   - adopts the kernel routes of our protocol left by an earlier run (they
 //     keep forwarding; those not learned again are swept once every
 //     neighbor sent End-of-RIB, or every neighbor has been established and
@@ -25,9 +31,9 @@
 //     goroutine; a withdraw, a lost session or a locally originated best
 //     path removes the kernel route;
 //   - adds the neighbors (remote AS, passive, hold time/keepalive,
-//     TCP-MD5 password from password_file, graceful restart as helper only
-//     (RFC 4724 §3: the capability with no address family), IPv4 and IPv6
-//     unicast);
+//     TCP-MD5 password from password_file, IPv4 and IPv6 unicast, and
+//     with graceful_restart the RFC 4724 capability listing both families:
+//     we keep a restarting neighbor's routes, and it keeps ours);
 //   - announces the networks, and the kernel routes of the redistribute
 //     sources read through a RouteSource (connected = proto kernel routes
 //     without gateway, static = proto static, kernel = proto boot, ra,

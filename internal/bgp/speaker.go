@@ -85,6 +85,13 @@ type Options struct {
 	// Debounce is how long kernel changes are collected before
 	// redistribution and connected-route checks look again; 0 means 100ms.
 	Debounce time.Duration
+	// Inherited returns, at each Start, the routes the previous active
+	// node had installed (from state sync); nil or empty means none. They
+	// go into the kernel before the sessions come up, so forwarding goes
+	// on, and the speaker then restarts gracefully (RFC 4724 restarting
+	// speaker: Restart State and Forwarding State bits set towards
+	// graceful-restart neighbors, which keep our routes meanwhile).
+	Inherited func() []fib.Route
 }
 
 // Speaker is the embedded BGP speaker. All methods are safe for concurrent
@@ -239,6 +246,7 @@ func (s *Speaker) start(ctx context.Context) (_ *session, err error) {
 		}
 		passwords[n.Address] = strings.TrimRight(string(b), "\r\n")
 	}
+	restarting := s.inherit()
 	if err := s.fib.Adopt(); err != nil {
 		// Refused deletes of leftovers are not fatal: they are retried.
 		s.log.Warn("adopting routes of an earlier run", "err", err)
@@ -300,7 +308,7 @@ func (s *Speaker) start(ctx context.Context) (_ *session, err error) {
 	}()
 
 	for _, n := range s.cfg.Neighbors {
-		if err := srv.AddPeer(ctx, &api.AddPeerRequest{Peer: s.peer(n, passwords[n.Address])}); err != nil {
+		if err := srv.AddPeer(ctx, &api.AddPeerRequest{Peer: s.peer(n, passwords[n.Address], restarting)}); err != nil {
 			return nil, fmt.Errorf("adding neighbor %s: %w", n.Address, err)
 		}
 	}
@@ -337,8 +345,36 @@ func (s *Speaker) start(ctx context.Context) (_ *session, err error) {
 	return ss, nil
 }
 
-// peer builds GoBGP's neighbor config for n.
-func (s *Speaker) peer(n config.Neighbor, password string) *api.Peer {
+// inherit installs the routes handed over by the previous active node and
+// reports whether there were any (then this start is a graceful restart).
+func (s *Speaker) inherit() bool {
+	if s.o.Inherited == nil {
+		return false
+	}
+	rs := s.o.Inherited()
+	if len(rs) == 0 {
+		return false
+	}
+	n, err := s.fib.Inherit(rs)
+	if err != nil {
+		s.log.Warn("installing routes handed over by the previous active", "err", err)
+	}
+	s.log.Info("installed routes handed over by the previous active; restarting gracefully", "routes", n, "offered", len(rs))
+	return n > 0
+}
+
+// grRestartTime is how long a graceful-restart neighbor keeps our routes
+// after the session is lost (the Restart Time we advertise), and
+// grDeferral how long a restarting speaker waits for every neighbor's
+// End-of-RIB before it selects and sends routes anyway.
+const (
+	grRestartTime = 120
+	grDeferral    = 10
+)
+
+// peer builds GoBGP's neighbor config for n; restarting sets the Restart
+// State bit (and, in GoBGP, the Forwarding State bit of every family).
+func (s *Speaker) peer(n config.Neighbor, password string, restarting bool) *api.Peer {
 	p := &api.Peer{
 		Conf: &api.PeerConf{
 			NeighborAddress: n.Address.String(),
@@ -370,10 +406,13 @@ func (s *Speaker) peer(n config.Neighbor, password string) *api.Peer {
 		p.AfiSafis = append(p.AfiSafis, a)
 	}
 	if n.GracefulRestart {
-		// Helper only: keep a restarting peer's routes (as stale) until it
-		// is back or its restart time is over; we do not claim to
-		// preserve our own forwarding state.
-		p.GracefulRestart = &api.GracefulRestart{Enabled: true, HelperOnly: true, RestartTime: 120}
+		// Both roles: keep a restarting peer's routes (as stale) until it
+		// is back or its restart time is over, and list our families so
+		// that the peer keeps ours when this node dies and the standby
+		// takes over with the routes it inherited.
+		p.GracefulRestart = &api.GracefulRestart{
+			Enabled: true, RestartTime: grRestartTime, DeferralTime: grDeferral, LocalRestarting: restarting,
+		}
 	}
 	return p
 }

@@ -711,3 +711,50 @@ func TestStaleRoutesSweptWhenQuiet(t *testing.T) {
 		t.Errorf("ops:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// TestInheritedRoutes: a speaker that takes over from an active node puts
+// the routes it inherited into the kernel at Start, before any session is
+// up, and keeps them untouched when the neighbor announces them again.
+func TestInheritedRoutes(t *testing.T) {
+	port := freePort(t)
+	ka := fibtest.New()
+	ca := baseCfg("127.0.0.1", "127.0.0.2")
+	ca.Neighbors[0].GracefulRestart = true
+	ca.ListenPort = int32(port)
+	inherited := []fib.Route{{Prefix: pfx("192.168.2.0/24"), NextHops: []fib.NextHop{{Gateway: adr("127.0.0.2")}}}}
+	sa, err := bgp.New(ca, bgp.Options{Log: testLog(t).With("node", "A"), Kernel: ka, StaleTime: time.Hour,
+		PeerPort: uint16(port), ListenAddresses: []netip.Addr{adr("127.0.0.1")}, LocalAddress: adr("127.0.0.1"),
+		ConnectRetry: time.Second, Inherited: func() []fib.Route { return inherited }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sa.Close() })
+	if err := sa.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	const want = "192.168.2.0/24 table 254 proto 186 metric 20 via 127.0.0.2"
+	if got := ka.Table(); got != want {
+		t.Fatalf("kernel right after Start:\n%s\nwant:\n%s", got, want)
+	}
+	cb := baseCfg("127.0.0.2", "127.0.0.1")
+	cb.Neighbors[0].GracefulRestart = true
+	cb.Networks = []netip.Prefix{pfx("192.168.2.0/24")}
+	newNode(t, port, cb)
+	waitEstablished(t, &node{s: sa, k: ka}, "127.0.0.2")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rs, err := sa.Routes()
+		if err == nil && len(rs) == 1 && rs[0].Installed && sa.FIBStats().Stale == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("route not learned again: %+v %v, fib %+v", rs, err, sa.FIBStats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Learned again with the same next hop: the kernel saw one write, the
+	// inherited route, and nothing since.
+	if got, want := ka.Ops(), "replace "+want; got != want {
+		t.Errorf("ops:\n%s\nwant:\n%s", got, want)
+	}
+}

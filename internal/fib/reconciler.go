@@ -1,6 +1,7 @@
 package fib
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -253,6 +254,51 @@ func (r *Reconciler) Adopt() error {
 		}
 	}
 	return r.applySorted()
+}
+
+// Inherit puts routes handed over by another node (the old active's
+// installed routes, from state sync) into the kernel, so that forwarding
+// goes on while this node's sessions come up. Call it before Adopt, which
+// then takes them as stale like routes of an earlier run. Routes for
+// connected prefixes, for prefixes this Reconciler already routes, and
+// without next hops are skipped; with multipath off only the first next
+// hop is used. It returns how many routes went in.
+func (r *Reconciler) Inherit(rs []Route) (int, error) {
+	conn, err := r.k.Connected(r.table)
+	if err != nil {
+		return 0, fmt.Errorf("fib: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ops []Op
+	for _, in := range rs {
+		p := in.Prefix.Masked()
+		if _, c := conn[p]; c || len(in.NextHops) == 0 || r.routes[p].have != 0 {
+			continue
+		}
+		hops := make([]NextHop, len(in.NextHops))
+		for i, h := range in.NextHops {
+			hops[i] = NextHop{Gateway: h.Gateway}
+		}
+		if !r.multi {
+			hops = hops[:1]
+		}
+		ops = append(ops, Op{Kind: OpReplace, Route: r.route(p, SortNextHops(hops))})
+	}
+	if len(ops) == 0 {
+		return 0, nil
+	}
+	n, first := len(ops), error(nil)
+	for _, e := range r.k.Apply(ops) {
+		if e != nil {
+			n--
+			first = cmp.Or(first, e)
+		}
+	}
+	if first != nil {
+		return n, fmt.Errorf("fib: %d of %d inherited routes refused, first: %w", len(ops)-n, len(ops), first)
+	}
+	return n, nil
 }
 
 // Update records changes and brings the kernel in line with them, in as

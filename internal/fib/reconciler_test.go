@@ -340,3 +340,46 @@ func fibCfg(table uint32, proto uint8) config.FIB {
 func netipPrefix(a [4]byte, bits int) netip.Prefix {
 	return netip.PrefixFrom(netip.AddrFrom4(a), bits)
 }
+
+// TestInherit: routes handed over by the old active go into the kernel
+// (not over a connected prefix), Adopt takes them as stale, learning them
+// again keeps them, and Sweep removes the others.
+func TestInherit(t *testing.T) {
+	k := fibtest.New()
+	k.SetConnected(pfx("192.168.1.0/24"))
+	r, err := fib.New(k, defaultFIB, fib.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hop := []fib.NextHop{{Gateway: netip.MustParseAddr("172.16.0.2"), Link: 7}}
+	n, err := r.Inherit([]fib.Route{
+		{Prefix: pfx("192.168.2.0/24"), NextHops: hop},
+		{Prefix: pfx("10.20.0.0/16"), NextHops: hop},
+		{Prefix: pfx("192.168.1.0/24"), NextHops: hop}, // connected: skipped
+		{Prefix: pfx("10.30.0.0/16")},                   // no next hop: skipped
+	})
+	if err != nil || n != 2 {
+		t.Fatalf("Inherit: %d, %v; want 2 routes", n, err)
+	}
+	if got, _ := k.Routes(defaultFIB.Table, defaultFIB.Protocol); len(got) != 2 {
+		t.Fatalf("kernel holds %v, want 2 routes of ours", got)
+	}
+	if err := r.Adopt(); err != nil {
+		t.Fatal(err)
+	}
+	if st := r.Stats(); st.Installed != 2 || st.Stale != 2 {
+		t.Fatalf("after Adopt: %+v, want 2 installed, 2 stale", st)
+	}
+	if err := r.Update([]fib.Change{ch("192.168.2.0/24", "172.16.0.2")}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := r.Sweep(); n != 1 || err != nil {
+		t.Fatalf("Sweep: %d, %v; want the one route not learned again", n, err)
+	}
+	if _, ok := r.Installed(pfx("192.168.2.0/24")); !ok {
+		t.Error("the route learned again was swept")
+	}
+	if n, err := r.Inherit([]fib.Route{{Prefix: pfx("192.168.2.0/24"), NextHops: hop}}); n != 0 || err != nil {
+		t.Errorf("Inherit over a route we hold: %d, %v; want 0", n, err)
+	}
+}
