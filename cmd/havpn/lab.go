@@ -79,7 +79,7 @@ func newLabUpCmd(g *globals, prefix *string) *cobra.Command {
 	var noDaemons bool
 	c.Flags().IntVar(&o.Sites, "sites", 2, "number of sites (only 2 so far)")
 	c.Flags().StringVar(&o.Daemon.Keying, "keying", "ike", "how the tunnel is keyed: ike (IKEv2, lab-made certificates) or manual (static keys)")
-	c.Flags().StringVar(&o.Daemon.Routing, "routing", "static", "how each site learns the other's LAN: static (a route on the tunnel) or bgp (iBGP over the tunnel)")
+	c.Flags().StringVar(&o.Daemon.Routing, "routing", "bgp", "how each site learns the other's LAN: bgp (iBGP over the tunnel, like the seed) or static (a route on the tunnel)")
 	c.Flags().BoolVar(&o.Daemon.AutoFailback, "auto-failback", false, "the preferred gateway (gw1) takes its site back when it returns")
 	c.Flags().DurationVar(&o.Daemon.Keepalive, "keepalive", 0, "heartbeat keepalive (0: the default, 50ms)")
 	c.Flags().DurationVar(&o.Daemon.Deadtime, "deadtime", 0, "heartbeat deadtime (0: the default, 3x keepalive)")

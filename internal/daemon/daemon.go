@@ -178,6 +178,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	close(d.ready)
 	d.notifyf("READY=1\nSTATUS=running\nMAINPID=%d", os.Getpid())
+	d.startAlwaysOn(ctx, p)
 	if cfg.Cluster == nil {
 		if err := d.becomeActive(ctx, "standalone: no cluster configured"); err != nil {
 			d.log.Error("starting the resource group", "err", err)

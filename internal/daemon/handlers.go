@@ -61,18 +61,12 @@ func (d *Daemon) registerHandlers(srv *ctl.Server) {
 		return ActionReply{"config reloaded, hash " + d.Config().Hash()}, nil
 	})
 	srv.Handle(ctl.CmdLogLevel, d.handleLogLevel)
-	unavailable := func(what string) ctl.Handler {
-		return func(context.Context, json.RawMessage) (any, error) {
-			return nil, ctl.Errorf(ctl.CodeUnavailable, "%s: not available in this build of the daemon yet", what)
-		}
-	}
 	srv.Handle(ctl.CmdStandby, d.clusterAction("standby", (*cluster.Cluster).Standby))
 	srv.Handle(ctl.CmdTakeover, d.clusterAction("takeover", (*cluster.Cluster).Takeover))
 	srv.Handle(ctl.CmdTunnels, d.handleTunnels)
 	srv.Handle(ctl.CmdSAs, d.handleSAs)
-	for _, c := range []string{ctl.CmdRoutes, ctl.CmdNeighbors} {
-		srv.Handle(c, unavailable(c))
-	}
+	srv.Handle(ctl.CmdRoutes, d.handleRoutes)
+	srv.Handle(ctl.CmdNeighbors, d.handleNeighbors)
 }
 
 // clusterAction runs an operator request on the cluster; a refusal (peer

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/havpn/havpn/internal/bgp"
 	"github.com/havpn/havpn/internal/cluster"
 	"github.com/havpn/havpn/internal/config"
 	"github.com/havpn/havpn/internal/ike"
@@ -29,6 +30,7 @@ type parts struct {
 	sync    *statesync.Syncer          // nil without state sync
 	ikes    map[string]*ikeStarter     // by resource name
 	ike     atomic.Pointer[ike.Daemon] // the running IKE daemon, for the dataplane
+	bgp     *bgp.Speaker               // nil without a bgp section
 
 	stopCluster context.CancelFunc // ends the cluster's goroutines
 	clusterDone *errgroup.Group
@@ -43,8 +45,7 @@ func (d *Daemon) buildParts(cfg *config.Config) (*parts, error) {
 	}
 	p, err := d.buildPartsWith(cfg, nl)
 	if err != nil {
-		nl.Close()
-		return nil, err
+		return nil, errors.Join(err, p.close())
 	}
 	return p, nil
 }
@@ -52,40 +53,51 @@ func (d *Daemon) buildParts(cfg *config.Config) (*parts, error) {
 func (d *Daemon) buildPartsWith(cfg *config.Config, nl *vip.Netlink) (*parts, error) {
 	vm, err := vip.NewMetrics(d.reg)
 	if err != nil {
-		return nil, err
+		return &parts{vipNL: nl}, err
 	}
 	garp := config.GARP{Count: 5, Interval: config.Duration(20 * time.Millisecond)}
 	if cfg.Cluster != nil {
 		garp = cfg.Cluster.GARP
 	}
 	p := &parts{cfg: cfg, vipNL: nl, tunnels: d.tunnelStarters(cfg)}
+	if err := d.buildBGP(p); err != nil {
+		return p, err
+	}
 	starters := map[string]resources.Starter{}
 	for name, ts := range p.tunnels {
 		ts.startSeq, ts.onIKE = p.outboundSeq, p.handleIKE
 		starters[name] = ts
 	}
 	if p.ikes, err = d.ikeStarters(cfg, p); err != nil {
-		return nil, err
+		return p, err
 	}
 	for name, is := range p.ikes {
 		starters[name] = is
 	}
+	p.bgpStarters(starters)
 	p.group, err = resources.NewGroup(cfg.Resources, resources.NewFactory(resources.Deps{
 		Log: d.log, Addrs: nl, Announcer: nl, VIPMetrics: vm, GARP: garp, Starters: starters,
 	}), resources.Options{Log: d.log, Registerer: d.reg})
 	if err != nil {
-		return nil, fmt.Errorf("resource group: %w", err)
+		return p, fmt.Errorf("resource group: %w", err)
 	}
 	if cfg.Cluster != nil {
 		if err := errors.Join(d.buildCluster(p), d.buildSync(p)); err != nil {
-			return nil, err
+			return p, err
 		}
 	}
 	return p, nil
 }
 
-// close releases what the parts hold after the group is stopped.
-func (p *parts) close() error { return p.vipNL.Close() }
+// close releases what the parts hold after the group is stopped. It is
+// safe on parts that were only partly built.
+func (p *parts) close() error {
+	var errs []error
+	if p.bgp != nil {
+		errs = append(errs, p.bgp.Close())
+	}
+	return errors.Join(append(errs, p.vipNL.Close())...)
+}
 
 // becomeActive starts the resource group in order; a failure has already
 // been rolled back by the group.

@@ -36,6 +36,7 @@ func (d *Daemon) buildSync(p *parts) error {
 		Peer:     netip.AddrPortFrom(peer, ss.Port),
 		Interval: ss.Interval.D(),
 		Source:   p.syncEntries,
+		Routes:   p.syncRoutes,
 	})
 	if err != nil {
 		return err

@@ -18,9 +18,9 @@ type DaemonOptions struct {
 	// Keying is how the tunnel is keyed: "ike" (default: IKEv2 with
 	// certificates from the lab's CA) or "manual" (static keys).
 	Keying string `json:"keying"`
-	// Routing is how each site learns the other's LAN: "static" (default
-	// until the daemon runs BGP: a route on the tunnel) or "bgp" (iBGP AS
-	// 65432 over the tunnel, like the seed).
+	// Routing is how each site learns the other's LAN: "bgp" (default:
+	// iBGP AS 65432 over the tunnel, like the seed) or "static" (a route
+	// on the tunnel).
 	Routing string `json:"routing"`
 	// AutoFailback lets the preferred gateway (gw1) take the site back
 	// when it returns.
@@ -37,7 +37,7 @@ func (o DaemonOptions) withDefaults() (DaemonOptions, error) {
 		o.Keying = "ike"
 	}
 	if o.Routing == "" {
-		o.Routing = "static"
+		o.Routing = "bgp"
 	}
 	if o.Keying != "ike" && o.Keying != "manual" {
 		return o, fmt.Errorf("keying %q: want ike or manual", o.Keying)

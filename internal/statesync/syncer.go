@@ -41,6 +41,7 @@ type Syncer struct {
 	epoch   uint64
 	msgSeq  atomic.Uint64
 	sending atomic.Bool
+	kick    chan struct{} // a new peer run appeared: send at once
 
 	mu       sync.Mutex // guards the fields below
 	last     map[key]Synced
@@ -66,7 +67,7 @@ func New(o Options) (*Syncer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("statesync: listening on %s: %w", o.Listen, err)
 	}
-	return &Syncer{o: o, conn: c, epoch: uint64(time.Now().UnixNano()), last: map[key]Synced{}}, nil
+	return &Syncer{o: o, conn: c, epoch: uint64(time.Now().UnixNano()), last: map[key]Synced{}, kick: make(chan struct{}, 1)}, nil
 }
 
 // SetSending turns sending on (active) or off (standby).
@@ -118,6 +119,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 	}()
 	t := time.NewTicker(s.o.Interval)
 	defer t.Stop()
+	s.tick()
 	for {
 		select {
 		case <-ctx.Done():
@@ -125,10 +127,26 @@ func (s *Syncer) Run(ctx context.Context) error {
 			<-done
 			return nil
 		case <-t.C:
+			s.tick()
+		case <-s.kick:
 			if s.sending.Load() {
 				s.send()
 			}
 		}
+	}
+}
+
+// tick sends the state while active; while standby it sends an empty
+// message, so that an active peer hears a standby that just started and
+// sends it the state at once instead of up to an interval later.
+func (s *Syncer) tick() {
+	if s.sending.Load() {
+		s.send()
+		return
+	}
+	b, err := Marshal(Message{Node: s.o.Node, Epoch: s.epoch, Seq: s.msgSeq.Add(1)}, s.o.Key)
+	if err == nil {
+		s.conn.WriteToUDPAddrPort(b, s.o.Peer)
 	}
 }
 
@@ -184,6 +202,12 @@ func (s *Syncer) accept(m Message) {
 	if m.Epoch < s.peerEp || m.Epoch == s.peerEp && m.Seq <= s.peerSeq {
 		s.dropped++
 		return
+	}
+	if m.Epoch != s.peerEp {
+		select { // a new run of the peer: it has nothing yet
+		case s.kick <- struct{}{}:
+		default:
+		}
 	}
 	s.peerEp, s.peerSeq = m.Epoch, m.Seq
 	s.received++
