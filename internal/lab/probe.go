@@ -227,6 +227,21 @@ func (p *RunningProbe) Wait() *ProbeResult {
 // Done is closed when the probe has ended and Wait returns at once.
 func (p *RunningProbe) Done() <-chan struct{} { return p.done }
 
+// RepliedSince reports whether a packet sent at or after t has had its
+// reply yet: traffic flows again after an outage that began before t.
+func (p *RunningProbe) RepliedSince(t time.Time) bool {
+	lg := p.lg
+	from := t.Sub(lg.start)
+	lg.mu.Lock()
+	defer lg.mu.Unlock()
+	for i := len(lg.sentAt) - 1; i >= 0 && lg.sentAt[i] >= from; i-- {
+		if lg.recvAt[i] != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 func openProbe(o ProbeOptions, id uint16) (probeConn, error) {
 	if o.ICMP {
 		pc, err := icmp.ListenPacket("ip4:icmp", "0.0.0.0")
