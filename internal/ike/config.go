@@ -88,6 +88,14 @@ type Peer struct {
 	Mode ChildMode
 	// LocalTS and RemoteTS are the protected subnets for ModeTunnel.
 	LocalTS, RemoteTS []netip.Prefix
+	// ForceEncap makes the peer encapsulate its ESP in UDP on a path
+	// without a NAT: our NAT_DETECTION_SOURCE_IP then matches nothing, so
+	// that the peer believes we are behind a NAT (what strongSwan's
+	// encap=yes does). The dataplane receives ESP only in UDP (RFC 3948),
+	// so a third-party peer that does not encapsulate by itself needs it;
+	// havpn peers always encapsulate and do not. The SA's NAT state
+	// (SAInfo) stays what was detected; SAInfo.NATFake says we faked.
+	ForceEncap bool
 }
 
 // selectors returns the peer's configured local and remote selectors.

@@ -15,9 +15,13 @@
 //
 // What the Engine does: IKE_SA_INIT with cookies once more than
 // Config.CookieThreshold SAs are half open (§2.6), INVALID_KE_PAYLOAD
-// retry, NAT detection (§2.23) with forced UDP encapsulation (the
-// dataplane only does ESP in UDP, RFC 3948: a fake NAT_DETECTION_SOURCE_IP
-// makes the peer encapsulate too) and NAT-T keepalives when behind a NAT,
+// retry, NAT detection (§2.23: the NAT_DETECTION_* hashes name the address
+// and port each IKE_SA_INIT message is sent from and to, so SAInfo tells
+// a direct path from a NAT; the SA moves to the NAT-T port in any case,
+// because the dataplane only does ESP in UDP, RFC 3948), forced UDP
+// encapsulation for third-party peers (Peer.ForceEncap: a fake
+// NAT_DETECTION_SOURCE_IP, as strongSwan's encap=yes) and NAT-T keepalives
+// when behind a NAT,
 // fragmentation (RFC 7383); IKE_AUTH with a PSK or certificates (RFC 7427
 // signatures with RSASSA-PSS, RSASSA-PKCS1-v1_5, ECDSA, Ed25519; the peer's
 // identity, FQDN, address or DN, must be in its certificate, which must

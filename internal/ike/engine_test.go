@@ -71,6 +71,7 @@ type testNet struct {
 	engines map[netip.Addr]*Engine
 	queue   []datagram
 	drop    func(d datagram) bool
+	nat     func(d datagram) datagram // rewrites addresses on the way (a NAT), after drop
 	sent    []datagram
 	maxLen  int
 }
@@ -99,6 +100,9 @@ func (n *testNet) run() {
 		n.queue = n.queue[1:]
 		if n.drop != nil && n.drop(d) {
 			continue
+		}
+		if n.nat != nil {
+			d = n.nat(d)
 		}
 		if e := n.engines[d.to.Addr()]; e != nil {
 			e.HandlePacket(n.now, d.data, d.to, d.from)

@@ -528,7 +528,7 @@ func (sa *ikeSA) handleIKERekey(now time.Time, ps []wire.Payload, sai *wire.SA, 
 func (sa *ikeSA) rekeyed(now time.Time, initiator bool, spiI, spiR uint64, prop Proposal, gir, ni, nr []byte) (*ikeSA, error) {
 	n := &ikeSA{
 		e: sa.e, peer: sa.peer, initiator: initiator, spiI: spiI, spiR: spiR, local: sa.local, remote: sa.remote,
-		created: now, ni: slices.Clone(ni), nr: slices.Clone(nr), natLocal: sa.natLocal, natRemote: sa.natRemote,
+		created: now, ni: slices.Clone(ni), nr: slices.Clone(nr), natLocal: sa.natLocal, natRemote: sa.natRemote, natFake: sa.natFake,
 		fragOK: sa.fragOK, peerHash: sa.peerHash, remoteID: sa.remoteID,
 	}
 	if err := n.deriveKeys(prop, ikecrypto.RekeySKEYSEED(sa.prf, sa.keys.D, gir, ni, nr)); err != nil {

@@ -28,6 +28,34 @@ func natHash(spii, spir uint64, ap netip.AddrPort) []byte {
 	return h.Sum(nil)
 }
 
+// natSource is the NAT_DETECTION_SOURCE_IP notification of a message sent
+// from `from` (RFC 7296 §2.23: the hash of the SPIs, IP address and port
+// from which this packet was sent). With fake it carries random bytes
+// that match nothing instead: the peer then believes that we are behind a
+// NAT and encapsulates its ESP in UDP (RFC 3948), as strongSwan does with
+// encap=yes or with its userspace kernel-libipsec. Our dataplane receives
+// ESP only in UDP, so third-party peers on a NAT-free path need this
+// (Peer.ForceEncap); havpn peers always encapsulate and get the true hash.
+func (e *Engine) natSource(spii, spir uint64, from netip.AddrPort, fake bool) *wire.Notify {
+	if fake {
+		return &wire.Notify{NotifyType: wire.NATDetectionSourceIP, Data: e.randBytes(sha1.Size)}
+	}
+	return &wire.Notify{NotifyType: wire.NATDetectionSourceIP, Data: natHash(spii, spir, from)}
+}
+
+// forceEncapFor reports whether the peer configured for this pair of
+// addresses wants forced UDP encapsulation (Peer.ForceEncap). A responder
+// knows its peer only by address at IKE_SA_INIT; a peer that is not found
+// that way is behind a NAT (or unknown) and encapsulates anyway.
+func (e *Engine) forceEncapFor(local, remote netip.AddrPort) bool {
+	for _, p := range e.peers {
+		if p.cfg.Remote.Unmap() == remote.Addr().Unmap() && p.cfg.Local.Unmap() == local.Addr().Unmap() {
+			return p.cfg.ForceEncap
+		}
+	}
+	return false
+}
+
 // natMismatch reports whether notifications of type t are present and none
 // matches ap.
 func natMismatch(ps []wire.Payload, t wire.NotifyType, spii, spir uint64, ap netip.AddrPort) bool {
@@ -73,6 +101,7 @@ func (e *Engine) initiate(now time.Time, p *peerState) {
 		remote:   netip.AddrPortFrom(p.cfg.Remote, e.cfg.Port),
 		remoteID: p.cfg.RemoteID,
 		ni:       e.randBytes(32),
+		natFake:  p.cfg.ForceEncap,
 	}
 	ke, err := ikecrypto.NewKeyExchange(e.cfg.Proposals[0].DH, e.rand)
 	if err != nil {
@@ -98,10 +127,8 @@ func (sa *ikeSA) sendInit(now time.Time) {
 		saPayload(e.cfg.Proposals, wire.ProtoIKE, nil, true),
 		&wire.KE{Group: sa.ke.Group(), Data: sa.ke.PublicKey()},
 		&wire.Nonce{Data: sa.ni},
-		// Our ESP is always UDP-encapsulated: a source hash that matches
-		// nothing makes the peer believe we are behind a NAT, so that it
-		// encapsulates too (what strongSwan's encap=yes does).
-		&wire.Notify{NotifyType: wire.NATDetectionSourceIP, Data: e.randBytes(sha1.Size)},
+		// RFC 7296 §2.23: SPIr is zero in the request's hashes.
+		e.natSource(sa.spiI, 0, sa.local, sa.natFake),
 		&wire.Notify{NotifyType: wire.NATDetectionDestinationIP, Data: natHash(sa.spiI, 0, sa.remote)},
 	)
 	if e.cfg.Fragmentation {
@@ -182,8 +209,9 @@ func (sa *ikeSA) handleInitResponse(now time.Time, h wire.Header, pkt []byte, lo
 	sa.natLocal = natMismatch(ps, wire.NATDetectionDestinationIP, sa.spiI, sa.spiR, local)
 	sa.fragOK = e.cfg.Fragmentation && wire.FindNotify(ps, wire.IKEv2FragmentationSupported) != nil
 	sa.peerHash = parseHashes(ps)
-	// RFC 7296 §2.23: with a NAT (and always here: our ESP is always
-	// UDP-encapsulated) continue on the NAT-T port.
+	// RFC 7296 §2.23: with a NAT continue on the NAT-T port; here always,
+	// because our ESP is always UDP-encapsulated (either side may
+	// encapsulate without a NAT, and must then not use port 500).
 	sa.local = netip.AddrPortFrom(local.Addr(), e.cfg.NATPort)
 	sa.remote = netip.AddrPortFrom(remote.Addr(), e.cfg.NATPort)
 	sa.state = stAuthSent
@@ -292,13 +320,16 @@ func (e *Engine) handleInitRequest(now time.Time, h wire.Header, pkt []byte, loc
 	}
 	sa.natRemote = natMismatch(ps, wire.NATDetectionSourceIP, sa.spiI, 0, remote)
 	sa.natLocal = natMismatch(ps, wire.NATDetectionDestinationIP, sa.spiI, 0, local)
+	// With a NAT on the path both sides encapsulate anyway (RFC 7296
+	// §2.23); only a NAT-free path needs the fake.
+	sa.natFake = !sa.natLocal && !sa.natRemote && e.forceEncapFor(local, remote)
 	sa.fragOK = e.cfg.Fragmentation && wire.FindNotify(ps, wire.IKEv2FragmentationSupported) != nil
 	sa.peerHash = parseHashes(ps)
 	out := []wire.Payload{
 		&wire.SA{Proposals: []wire.Proposal{prop.toWire(w.Num, wire.ProtoIKE, nil, true)}},
 		&wire.KE{Group: prop.DH, Data: ke.PublicKey()},
 		&wire.Nonce{Data: sa.nr},
-		&wire.Notify{NotifyType: wire.NATDetectionSourceIP, Data: e.randBytes(sha1.Size)}, // forced encapsulation, see sendInit
+		e.natSource(sa.spiI, sa.spiR, local, sa.natFake), // we answer from where the request arrived
 		&wire.Notify{NotifyType: wire.NATDetectionDestinationIP, Data: natHash(sa.spiI, sa.spiR, remote)},
 	}
 	if e.cfg.certAuth() && len(e.cfg.CAs) > 0 {

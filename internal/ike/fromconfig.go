@@ -17,7 +17,9 @@ import (
 //
 // Tunnel mode "gre" becomes ModeGRE (transport, GRE between the tunnel's
 // local and remote addresses); mode "ip" becomes ModeTunnel with 0.0.0.0/0
-// (or ::/0) on both sides: the routes decide what enters the tunnel.
+// (or ::/0) on both sides unless tunnels[].ike.local_ts/remote_ts narrow
+// it: the routes decide what enters the tunnel. Mode "ip" peers are taken
+// to be third-party gateways and get Peer.ForceEncap.
 func FromConfig(c *config.Config) (Config, error) {
 	if c.IKE == nil {
 		return Config{}, fmt.Errorf("no ike section: %w", ErrConfig)
@@ -104,7 +106,8 @@ func FromConfig(c *config.Config) (Config, error) {
 			if t.Local.Is6() {
 				all = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
 			}
-			p.Mode, p.LocalTS, p.RemoteTS = ModeTunnel, []netip.Prefix{all}, []netip.Prefix{all}
+			// A third-party peer: make it encapsulate (see ForceEncap).
+			p.Mode, p.LocalTS, p.RemoteTS, p.ForceEncap = ModeTunnel, []netip.Prefix{all}, []netip.Prefix{all}, true
 			if t.IKE != nil && len(t.IKE.LocalTS) > 0 {
 				p.LocalTS = t.IKE.LocalTS
 			}

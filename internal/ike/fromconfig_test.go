@@ -56,10 +56,10 @@ func TestFromConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Peers) != 2 || c.Peers[0].Mode != ModeGRE || !c.Peers[0].Initiator || c.Peers[0].RemoteID.String() != "@site2.example.net" {
+	if len(c.Peers) != 2 || c.Peers[0].Mode != ModeGRE || !c.Peers[0].Initiator || c.Peers[0].RemoteID.String() != "@site2.example.net" || c.Peers[0].ForceEncap {
 		t.Fatalf("peers %+v", c.Peers)
 	}
-	if p := c.Peers[1]; p.Mode != ModeTunnel || p.RemoteID.String() != "203.0.113.9" || p.LocalTS[0].String() != "0.0.0.0/0" {
+	if p := c.Peers[1]; p.Mode != ModeTunnel || p.RemoteID.String() != "203.0.113.9" || p.LocalTS[0].String() != "0.0.0.0/0" || !p.ForceEncap {
 		t.Fatalf("ip peer %+v", p)
 	}
 	withTS := base()

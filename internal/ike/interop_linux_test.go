@@ -793,7 +793,7 @@ func TestHavpnPairNetns(t *testing.T) {
 				})
 				return d
 			}
-			run(l.s, cb, ib, "b")
+			db := run(l.s, cb, ib, "b")
 			da := run(l.h, ca, ia, "a")
 			waitFor(t, 10*time.Second, "child SAs on both sides", func() bool { return len(ia.snapshot()) == 1 && len(ib.snapshot()) == 1 })
 			checkChildren(t, side{ins: ia.rec}, side{ins: ib.rec})
@@ -801,7 +801,17 @@ func TestHavpnPairNetns(t *testing.T) {
 			if err != nil || len(sas) != 1 {
 				t.Fatal(sas, err)
 			}
-			if sas[0].NATLocal != nat || sas[0].Children[0].Mode != "gre" {
+			sbs, err := db.SAs(context.Background())
+			if err != nil || len(sbs) != 1 {
+				t.Fatal(sbs, err)
+			}
+			// NAT detection (RFC 7296 §2.23): nothing on the direct path,
+			// A behind the masquerade on the other; no fakes between havpns.
+			if a, b := sas[0], sbs[0]; a.NATLocal != nat || a.NATRemote || a.NATFake || b.NATLocal || b.NATRemote != nat || b.NATFake {
+				t.Errorf("NAT state: A local=%v remote=%v fake=%v, B local=%v remote=%v fake=%v, want A local and B remote = %v, rest false",
+					a.NATLocal, a.NATRemote, a.NATFake, b.NATLocal, b.NATRemote, b.NATFake, nat)
+			}
+			if sas[0].Children[0].Mode != "gre" {
 				t.Fatalf("SA %+v", sas[0])
 			}
 			for _, c := range ib.snapshot() {

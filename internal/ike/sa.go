@@ -77,7 +77,8 @@ type ikeSA struct {
 	cookie    []byte
 	retries   int  // IKE_SA_INIT restarts (cookie, INVALID_KE)
 	natLocal  bool // this side is behind a NAT (RFC 7296 §2.23)
-	natRemote bool // the peer is behind a NAT
+	natRemote bool // the peer is behind a NAT (or claims to be, to force encapsulation)
+	natFake   bool // we claimed to be behind a NAT (Peer.ForceEncap), see natSource
 	fragOK    bool // both sides announced RFC 7383
 	peerHash  []uint16
 	remoteID  Identity

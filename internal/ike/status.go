@@ -10,18 +10,25 @@ import (
 
 // SAInfo describes one IKE SA, in the spirit of swanctl --list-sas.
 type SAInfo struct {
-	Peer        string      `json:"peer"`
-	State       string      `json:"state"`
-	Initiator   bool        `json:"initiator"`
-	SPIi        string      `json:"spi_i"`
-	SPIr        string      `json:"spi_r"`
-	Local       string      `json:"local"`
-	Remote      string      `json:"remote"`
-	LocalID     string      `json:"local_id"`
-	RemoteID    string      `json:"remote_id"`
-	Proposal    string      `json:"proposal,omitempty"`
-	NATLocal    bool        `json:"nat_local"`
-	NATRemote   bool        `json:"nat_remote"`
+	Peer      string `json:"peer"`
+	State     string `json:"state"`
+	Initiator bool   `json:"initiator"`
+	SPIi      string `json:"spi_i"`
+	SPIr      string `json:"spi_r"`
+	Local     string `json:"local"`
+	Remote    string `json:"remote"`
+	LocalID   string `json:"local_id"`
+	RemoteID  string `json:"remote_id"`
+	Proposal  string `json:"proposal,omitempty"`
+	// NATLocal and NATRemote are the result of NAT detection (RFC 7296
+	// §2.23): this side, or the peer, is behind a NAT. A peer that forces
+	// UDP encapsulation (strongSwan with encap=yes or kernel-libipsec)
+	// shows as NATRemote, since it claims to be behind one.
+	NATLocal  bool `json:"nat_local"`
+	NATRemote bool `json:"nat_remote"`
+	// NATFake says this side claimed to be behind a NAT so that the peer
+	// encapsulates (Peer.ForceEncap on a NAT-free path).
+	NATFake     bool        `json:"nat_fake"`
 	Established time.Time   `json:"established,omitzero"`
 	RekeyAt     time.Time   `json:"rekey_at,omitzero"`
 	ExpireAt    time.Time   `json:"expire_at,omitzero"`
@@ -68,7 +75,7 @@ func (e *Engine) SAs() []SAInfo {
 			SPIi: fmt.Sprintf("%016x", sa.spiI), SPIr: fmt.Sprintf("%016x", sa.spiR),
 			Local: sa.local.String(), Remote: sa.remote.String(),
 			LocalID: e.cfg.LocalID.String(), RemoteID: sa.remoteID.String(),
-			NATLocal: sa.natLocal, NATRemote: sa.natRemote,
+			NATLocal: sa.natLocal, NATRemote: sa.natRemote, NATFake: sa.natFake,
 			Established: sa.estAt, RekeyAt: sa.rekeyAt, ExpireAt: sa.expireAt,
 		}
 		if sa.prf.ID() != 0 {
@@ -115,12 +122,15 @@ func WriteSAs(w io.Writer, sas []SAInfo, now time.Time) error {
 		fmt.Fprintf(&b, "%s: %s, IKEv2, %s %s\n", s.Peer, s.State, si, sr)
 		fmt.Fprintf(&b, "  local  '%s' @ %s\n", s.LocalID, s.Local)
 		fmt.Fprintf(&b, "  remote '%s' @ %s", s.RemoteID, s.Remote)
-		if s.NATRemote || s.NATLocal {
+		switch {
+		case s.NATRemote || s.NATLocal:
 			b.WriteString(" (NAT-T")
 			if s.NATLocal {
 				b.WriteString(", local behind NAT")
 			}
 			b.WriteString(")")
+		case s.NATFake:
+			b.WriteString(" (UDP encapsulation forced)")
 		}
 		b.WriteString("\n")
 		if s.Proposal != "" {

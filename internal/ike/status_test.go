@@ -35,4 +35,26 @@ func TestWriteSAs(t *testing.T) {
 	if b.String() != want {
 		t.Fatalf("got\n%s\nwant\n%s", b.String(), want)
 	}
+	for _, tc := range []struct {
+		name                      string
+		natLocal, natRemote, fake bool
+		want                      string
+	}{
+		{"no NAT", false, false, false, "  remote '@b.example.net' @ 203.0.113.1:4500\n"},
+		{"local behind NAT", true, false, false, "  remote '@b.example.net' @ 203.0.113.1:4500 (NAT-T, local behind NAT)\n"},
+		{"forced encapsulation", false, false, true, "  remote '@b.example.net' @ 203.0.113.1:4500 (UDP encapsulation forced)\n"},
+		{"NAT wins over forced", false, true, true, "  remote '@b.example.net' @ 203.0.113.1:4500 (NAT-T)\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := sas[0]
+			s.NATLocal, s.NATRemote, s.NATFake, s.Children = tc.natLocal, tc.natRemote, tc.fake, nil
+			var b strings.Builder
+			if err := WriteSAs(&b, []SAInfo{s}, now); err != nil {
+				t.Fatal(err)
+			}
+			if lines := strings.SplitAfter(b.String(), "\n"); len(lines) < 3 || lines[2] != tc.want {
+				t.Fatalf("got\n%s\nwant line 3 %q", b.String(), tc.want)
+			}
+		})
+	}
 }
