@@ -44,8 +44,8 @@
 // packets the peer sent under the old keys still arrive. ExportSAs gives
 // the table as plain data (esp.State) for state sync. Manual keys from the
 // config are installed this way by New. The IKE daemon's SAInstaller maps
-// onto InstallInbound+InstallOutbound, ActivateOutbound and RemoveChild;
-// this package does not import ike.
+// onto InstallChild (InstallInbound+InstallOutbound, undone on failure),
+// ActivateOutbound and RemoveChild; this package does not import ike.
 //
 // Liveness (liveness.go): every keepalive interval a tunnel that sent
 // nothing since the last tick sends an ESP dummy packet (RFC 4303 §2.6:

@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -145,6 +146,24 @@ func (m *Manager) InstallOutbound(tunnel string, sa SA, activate bool) error {
 		t.pending[sa.SPI] = o
 	}
 	m.log.Info("outbound SA installed", "tunnel", tunnel, "spi", fmt.Sprintf("%#x", sa.SPI), "pair", fmt.Sprintf("%#x", sa.Pair), "active", activate, "remote", o.remote)
+	return nil
+}
+
+// InstallChild installs both directions of a negotiated child SA: in as an
+// inbound SA, then out as an outbound SA paired with it (out.Pair is set
+// to in.SPI), made the sending SA at once when activate is set (see
+// InstallOutbound). When the outbound SA is refused the inbound SA is
+// removed again, so that a failed call leaves the table as it was. This is
+// the shape of ike.SAInstaller's InstallChild, as RemoveChild is of its
+// RemoveChild: an adapter only converts the key material.
+func (m *Manager) InstallChild(tunnel string, in, out SA, activate bool) error {
+	if err := m.InstallInbound(tunnel, in); err != nil {
+		return err
+	}
+	out.Pair = in.SPI
+	if err := m.InstallOutbound(tunnel, out, activate); err != nil {
+		return errors.Join(err, m.RemoveInbound(tunnel, in.SPI))
+	}
 	return nil
 }
 

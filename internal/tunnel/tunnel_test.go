@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -399,6 +400,67 @@ func TestSAErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestInstallChild installs child SA pairs the way the IKE daemon does: a
+// refused outbound SA takes its inbound SA back out.
+func TestInstallChild(t *testing.T) {
+	a, b := newPair(t, pairOpts{noSAs: true})
+	c := esp.AESGCM256
+	kab, kba := key(t, c), key(t, c)
+	sa := func(spi uint32, k []byte) SA { return SA{State: esp.State{Cipher: c, SPI: spi, Key: k}} }
+	spis := func(m *Manager) (in, out []uint32) {
+		for _, s := range m.ExportSAs() {
+			if s.Inbound {
+				in = append(in, s.SA.SPI)
+			} else {
+				out = append(out, s.SA.SPI)
+			}
+		}
+		return in, out
+	}
+	tests := []struct {
+		name     string
+		in, out  SA
+		activate bool
+		err      error
+		wantIn   []uint32
+		wantOut  []uint32
+	}{
+		{name: "outbound refused", in: sa(0x2001, kba), out: SA{State: sa(0x1001, kab).State, Local: netip.MustParseAddrPort("10.9.9.9:4500")},
+			activate: true, err: ErrNoSocket},
+		{name: "inbound refused", in: sa(0x2001, kba[:5]), out: sa(0x1001, kab), activate: true, err: esp.ErrKey},
+		{name: "installed", in: sa(0x2001, kba), out: sa(0x1001, kab), activate: true, wantIn: []uint32{0x2001}, wantOut: []uint32{0x1001}},
+		{name: "inbound spi in use", in: sa(0x2001, kba), out: sa(0x1009, kab), activate: true, err: ErrSPIInUse, wantIn: []uint32{0x2001}, wantOut: []uint32{0x1001}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := a.m.InstallChild("gre-a", tc.in, tc.out, tc.activate)
+			if !errors.Is(err, tc.err) || (err == nil) != (tc.err == nil) {
+				t.Fatalf("got %v, want %v", err, tc.err)
+			}
+			if in, out := spis(a.m); !slices.Equal(in, tc.wantIn) || !slices.Equal(out, tc.wantOut) {
+				t.Fatalf("SAs in %x out %x, want in %x out %x", in, out, tc.wantIn, tc.wantOut)
+			}
+		})
+	}
+	// The other side as a rekey responder: inbound at once, outbound
+	// inactive until ActivateOutbound; then packets pass both ways.
+	if err := b.m.InstallChild("gre-b", sa(0x1001, kab), sa(0x2001, kba), false); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range b.m.ExportSAs() {
+		if !s.Inbound && (s.Active || s.SA.Pair != 0x1001) {
+			t.Fatalf("inactive outbound expected, paired with 0x1001: %+v", s)
+		}
+	}
+	if err := b.m.ActivateOutbound("gre-b", 0x2001); err != nil {
+		t.Fatal(err)
+	}
+	a.dev.ToTunnel <- ipv4(a.cfg.Address.Addr(), a.cfg.PeerAddress, 100, false, 1)
+	recv(t, b.dev, 5*time.Second)
+	b.dev.ToTunnel <- ipv4(b.cfg.Address.Addr(), b.cfg.PeerAddress, 100, false, 2)
+	recv(t, a.dev, 5*time.Second)
 }
 
 // TestRekey checks make-before-break: after a new pair is installed and
