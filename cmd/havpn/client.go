@@ -30,8 +30,8 @@ func newClientCmds(g *globals) []*cobra.Command {
 		{"status", "Show the gateway: role, peers, links, resources, last transition", ctl.CmdStatus, statusTable},
 		{"tunnels", "Show tunnels: state, SAs in use, packet and drop counters", ctl.CmdTunnels, genericTable},
 		{"sas", "Show IKE and child SAs, like swanctl --list-sas", ctl.CmdSAs, sasTable},
-		{"routes", "Show BGP routes and whether they are in the kernel", ctl.CmdRoutes, genericTable},
-		{"neighbors", "Show BGP neighbors and their sessions", ctl.CmdNeighbors, genericTable},
+		{"routes", "Show BGP routes and whether they are in the kernel", ctl.CmdRoutes, routesTable},
+		{"neighbors", "Show BGP neighbors and their sessions", ctl.CmdNeighbors, neighborsTable},
 	}
 	var cmds []*cobra.Command
 	for _, r := range reads {
