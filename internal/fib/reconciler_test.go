@@ -356,7 +356,7 @@ func TestInherit(t *testing.T) {
 		{Prefix: pfx("192.168.2.0/24"), NextHops: hop},
 		{Prefix: pfx("10.20.0.0/16"), NextHops: hop},
 		{Prefix: pfx("192.168.1.0/24"), NextHops: hop}, // connected: skipped
-		{Prefix: pfx("10.30.0.0/16")},                   // no next hop: skipped
+		{Prefix: pfx("10.30.0.0/16")},                  // no next hop: skipped
 	})
 	if err != nil || n != 2 {
 		t.Fatalf("Inherit: %d, %v; want 2 routes", n, err)
