@@ -161,7 +161,8 @@ func TestDaemonInNamespace(t *testing.T) {
 	}
 	addVeth(t, ns, "v0", "v1")
 	cfgText := string(example) + fmt.Sprintf("log:\n  level: info\ncontrol:\n  socket: %s\nmetrics:\n  listen: 127.0.0.1:9740\n", sock) +
-		"resources:\n  - name: lanvip\n    type: vip\n    address: 192.0.2.1/24\n    interface: v0\n"
+		"resources:\n  - name: lanvip\n    type: vip\n    address: 192.0.2.1/24\n    interface: v0\n" +
+		"bgp:\n  asn: 65000\n  router_id: 192.0.2.1\n  always_on: true\n  networks: [10.99.0.0/16]\n"
 	cfgPath := filepath.Join(dir, "havpn.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
 		t.Fatal(err)
@@ -214,6 +215,12 @@ func TestDaemonInNamespace(t *testing.T) {
 	// Standalone: the resource group starts at once, so the VIP is there.
 	if !hasAddr(t, ns, "v0", "192.0.2.1") {
 		t.Error("standalone daemon did not add its VIP 192.0.2.1 to v0")
+	}
+
+	// bgp.always_on: the speaker runs without a cluster or resource.
+	if out, _, code := runCLI(t, "--socket", sock, "routes", "-o", "json"); code != 0 ||
+		!strings.Contains(out, `"running": true`) || !strings.Contains(out, `"prefix": "10.99.0.0/16"`) {
+		t.Errorf("havpn routes with bgp.always_on: exit %d:\n%s", code, out)
 	}
 
 	reloads := func() float64 {
