@@ -43,6 +43,13 @@ type drillRun struct {
 	StreamSurvived bool    `json:"stream_survived"`
 	StreamStallMS  float64 `json:"stream_stall_ms"`
 	StreamWhy      string  `json:"stream_why,omitempty"`
+	// InjectMS is how long breaking the gateway took (a power-off freezes,
+	// unplugs and kills): the failure happened within it, so phases are
+	// exact to within this.
+	InjectMS float64 `json:"inject_ms"`
+	// Note flags a run that did not go as a drill should (the new active
+	// took over before the failure, say, because the victim stalled).
+	Note string `json:"note,omitempty"`
 	// LANTrace and TunnelTrace are the probes' deliveries around the
 	// failure, for --plot.
 	LANTrace    probeTrace `json:"lan_vip_trace"`
@@ -238,6 +245,16 @@ func (w *watch) stop() {
 	}
 }
 
+// stopProbes stops both probes at once (each waits its grace for late
+// replies) and returns their results.
+func (w *watch) stopProbes() (lan, tun *lab.ProbeResult) {
+	done := make(chan struct{})
+	go func() { defer close(done); lan = w.lan.Stop() }()
+	tun = w.tun.Stop()
+	<-done
+	return lan, tun
+}
+
 // drillTail is how long the probes go on once everything is back.
 const drillTail = 300 * time.Millisecond
 
@@ -257,19 +274,32 @@ func drillOnce(ctx context.Context, l *lab.Lab, site, kind string) (drillRun, er
 		w.stop()
 		return drillRun{}, err
 	}
-	run := drillRun{Victim: victim}
+	run := drillRun{Victim: victim, InjectMS: msSince(failAt)}
 	run.RoutesBackMS = routesBack(ctx, l, peerOf(victim), p.otherAddr, failAt)
 	waitFlowing(w, failAt.Add(time.Duration(max(run.RoutesBackMS, 0)*float64(time.Millisecond))))
 	time.Sleep(drillTail)
-	lan, tun := w.lan.Stop(), w.tun.Stop()
+	lan, tun := w.stopProbes()
 	run.NewActive, _ = settledActive(ctx, l, site, settleWait)
 	run.DetectMS, run.TakeoverMS = takeoverPhases(ctx, l, run.NewActive, failAt)
+	run.Note = runNote(run)
 	run.setProbes(lan, tun, w.lan.Offset(failAt), w.tun.Offset(failAt))
 	run.setStream(w.stream.Stop())
 	if err := repairNode(ctx, l, kind, victim); err != nil {
 		return drillRun{}, err
 	}
 	return run, nil
+}
+
+// runNote says what went wrong with a drill, or "".
+func runNote(r drillRun) string {
+	switch {
+	case r.NewActive == r.Victim:
+		return "the broken gateway " + r.Victim + " is still active"
+	case r.DetectMS < 0 || r.TakeoverMS < 0:
+		return "no takeover after the failure in " + r.NewActive + "'s status: it took over before it (did " +
+			r.Victim + " stall?) or the takeover is still running"
+	}
+	return ""
 }
 
 // setProbes fills the probes' columns; fail is the failure's offset on
@@ -439,8 +469,8 @@ func repairNode(ctx context.Context, l *lab.Lab, kind, node string) error {
 const settleWait = 15 * time.Second
 
 // waitNormal waits until the site is back to normal: one active gateway,
-// the other standby, and a reply through the tunnel. It returns the
-// active gateway.
+// the other standby, a reply through the tunnel, and (with BGP) the route
+// to the other site synced to the standby. It returns the active gateway.
 func waitNormal(ctx context.Context, l *lab.Lab, site string, p drillPaths) (string, error) {
 	deadline := time.Now().Add(settleWait)
 	for {
@@ -448,16 +478,46 @@ func waitNormal(ctx context.Context, l *lab.Lab, site string, p drillPaths) (str
 		if err != nil {
 			return "", err
 		}
-		standby := roleOf(ctx, l, peerOf(active)) == "standby"
-		if standby && reachable(ctx, l, p) {
+		role := roleOf(ctx, l, peerOf(active))
+		reach := role == "standby" && reachable(ctx, l, p)
+		synced := reach && standbyHasRoute(ctx, l, peerOf(active), p.otherAddr)
+		if synced {
 			return active, nil
 		}
 		if time.Now().After(deadline) {
-			return "", fmt.Errorf("site %s not back to normal after %v: %s active, %s standby: %v, %s not answering through the tunnel",
-				site, settleWait, active, peerOf(active), standby, p.otherAddr)
+			return "", fmt.Errorf("site %s not back to normal after %v: %s active, %s %q, %s answering through the tunnel: %v, "+
+				"its route synced to the standby: %v", site, settleWait, active, peerOf(active), role, p.otherAddr, reach, synced)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// standbyHasRoute reports whether a standby running BGP as a resource
+// holds, synced from the active, a route to dst that it would install at
+// takeover. Without BGP (static routes) there is nothing to sync: true.
+func standbyHasRoute(ctx context.Context, l *lab.Lab, node string, dst netip.Addr) bool {
+	if l.State().Daemon.Routing != "bgp" {
+		return true
+	}
+	sock, err := l.Socket(node)
+	if err != nil {
+		return false
+	}
+	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	var r daemon.RoutesReply
+	if ctl.Call(cctx, sock, ctl.CmdRoutes, nil, &r) != nil {
+		return false
+	}
+	if r.Running {
+		return true // always_on: it learns the routes itself
+	}
+	for _, rt := range r.Synced {
+		if rt.Prefix.Bits() > 0 && rt.Prefix.Contains(dst) {
+			return true
+		}
+	}
+	return false
 }
 
 func roleOf(ctx context.Context, l *lab.Lab, node string) string {
@@ -558,6 +618,11 @@ func drillTable(t *table, r *drillReport) {
 		t.row(c.key, s.N, msCell(s.Min), msCell(s.Median), msCell(s.P99), msCell(s.Max))
 	}
 	t.row(fmt.Sprintf("TCP stream survived %d of %d runs", r.StreamsSurvived, len(r.Runs)))
+	for _, x := range r.Runs {
+		if x.Note != "" {
+			t.row(fmt.Sprintf("run %d: %s", x.Run, x.Note))
+		}
+	}
 }
 
 // writeDrillPlot draws rep into an SVG file.

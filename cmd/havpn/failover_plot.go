@@ -66,6 +66,9 @@ func drillPlots(rep *drillReport) ([]*plot.Plot, []vg.Length, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// One time axis for both timelines, so they compare at a glance.
+	lan.X.Min, lan.X.Max = traceSpan(rep)
+	tun.X.Min, tun.X.Max = lan.X.Min, lan.X.Max
 	bars, err := phasePlot(rep)
 	if err != nil {
 		return nil, nil, err
@@ -86,6 +89,22 @@ func siteOr(site string) string {
 		return site
 	}
 	return "s1"
+}
+
+// traceSpan is the time span of every run's probes, in ms from the
+// failure.
+func traceSpan(rep *drillReport) (from, to float64) {
+	for i, r := range rep.Runs {
+		for j, t := range []probeTrace{r.LANTrace, r.TunnelTrace} {
+			if i+j == 0 || t.FromMS < from {
+				from = t.FromMS
+			}
+			if i+j == 0 || t.ToMS > to {
+				to = t.ToMS
+			}
+		}
+	}
+	return from, to
 }
 
 // drawStacked draws the plots one below the other on c, the first on

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -162,9 +163,11 @@ func waitReach(t *testing.T, l *lab.Lab, o lab.ProbeOptions) {
 	}
 }
 
-// TestLabFailoverCommand runs `havpn lab failover --poweroff s1 --runs 2`:
-// two drills, each with a real outage (a power-off cannot be hitless for
-// the LAN VIP: the deadtime must pass) under the limit, and a summary.
+// TestLabFailoverCommand runs `havpn lab failover --poweroff s1 --runs 2
+// --plot`: two drills, each with a real outage (a power-off cannot be
+// hitless for the LAN VIP: the deadtime must pass) under the limit, every
+// takeover phase measured in order, the TCP stream surviving, a summary,
+// and the plot written.
 func TestLabFailoverCommand(t *testing.T) {
 	labtest.RequireRoot(t)
 	prefix := labtest.Prefix(t)
@@ -173,7 +176,8 @@ func TestLabFailoverCommand(t *testing.T) {
 	if _, err := lab.Up(context.Background(), lab.Options{Prefix: prefix, Daemons: true, Bin: havpnBin(t)}); err != nil {
 		t.Fatal(err)
 	}
-	out, errOut, code := runCLI(t, "lab", "--prefix", prefix, "failover", "--poweroff", "s1", "--runs", "2", "-o", "json")
+	svg := filepath.Join(t.TempDir(), "drill.svg")
+	out, errOut, code := runCLI(t, "lab", "--prefix", prefix, "failover", "--poweroff", "s1", "--runs", "2", "--plot", svg, "-o", "json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s %s", code, out, errOut)
 	}
@@ -181,19 +185,61 @@ func TestLabFailoverCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	t.Logf("%+v", rep)
+	for _, r := range rep.Runs {
+		t.Logf("run %d: %s -> %s: LAN %.1f tunnel %.1f detect %.1f takeover %.1f tunnel back %.1f routes back %.1f ms; stream survived %v (stall %.1f ms) %s %s",
+			r.Run, r.Victim, r.NewActive, r.LANMS, r.TunnelMS, r.DetectMS, r.TakeoverMS, r.TunnelBackMS, r.RoutesBackMS,
+			r.StreamSurvived, r.StreamStallMS, r.StreamWhy, r.Note)
+	}
 	if len(rep.Runs) != 2 || rep.Runs[0].Victim == rep.Runs[0].NewActive {
 		t.Fatalf("runs %+v", rep.Runs)
 	}
 	for _, r := range rep.Runs {
-		if r.LANMS <= 0 || r.LANMS > outageLimitMS || r.TunnelMS <= 0 || r.TunnelMS > outageLimitMS {
-			t.Errorf("run %d: LAN VIP %.1f ms, tunnel %.1f ms; want a real outage under %d ms", r.Run, r.LANMS, r.TunnelMS, outageLimitMS)
+		checkDrillRun(t, r)
+	}
+	for _, k := range []string{"lan_vip_outage_ms", "detect_ms", "takeover_ms", "tunnel_back_ms", "routes_back_ms", "stream_stall_ms"} {
+		if s := rep.Summary[k]; s.N != 2 || s.Max < s.Min || s.Median == 0 {
+			t.Errorf("summary of %s %+v", k, s)
 		}
 	}
-	if s := rep.Summary["lan_vip_outage_ms"]; s.Max < s.Min || s.Median == 0 {
-		t.Errorf("summary %+v", rep.Summary)
-	}
+	checkDrillSVG(t, svg)
 	if _, errOut, code := runCLI(t, "lab", "--prefix", prefix, "failover", "s1"); code != exitUsage {
 		t.Errorf("failover without a kind: exit %d %s", code, errOut)
+	}
+}
+
+// checkDrillRun checks one power-off drill: real outages under the limit,
+// the phases in their order (detect, then takeover; routes and the tunnel
+// back after the takeover began) and the stream alive.
+func checkDrillRun(t *testing.T, r drillRun) {
+	t.Helper()
+	if r.LANMS <= 0 || r.LANMS > outageLimitMS || r.TunnelMS <= 0 || r.TunnelMS > outageLimitMS {
+		t.Errorf("run %d: LAN VIP %.1f ms, tunnel %.1f ms; want a real outage under %d ms", r.Run, r.LANMS, r.TunnelMS, outageLimitMS)
+	}
+	if r.DetectMS <= 0 || r.TakeoverMS < r.DetectMS || r.TakeoverMS > outageLimitMS {
+		t.Errorf("run %d: detect %.1f ms, takeover %.1f ms; want 0 < detect <= takeover < %d", r.Run, r.DetectMS, r.TakeoverMS, outageLimitMS)
+	}
+	for name, v := range map[string]float64{"routes back": r.RoutesBackMS, "tunnel back": r.TunnelBackMS} {
+		if v < r.DetectMS || v > outageLimitMS {
+			t.Errorf("run %d: %s at %.1f ms; want after detection (%.1f ms), under %d ms", r.Run, name, v, r.DetectMS, outageLimitMS)
+		}
+	}
+	if !r.StreamSurvived || r.StreamStallMS <= 0 {
+		t.Errorf("run %d: TCP stream survived %v (%s), stall %.1f ms", r.Run, r.StreamSurvived, r.StreamWhy, r.StreamStallMS)
+	}
+	if len(r.LANTrace.Lost) == 0 || r.LANTrace.FromMS >= 0 || r.LANTrace.ToMS <= r.LANMS {
+		t.Errorf("run %d: LAN VIP trace %+v does not span the outage", r.Run, r.LANTrace)
+	}
+}
+
+// checkDrillSVG checks that --plot wrote an SVG with both runs.
+func checkDrillSVG(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("--plot: %v", err)
+	}
+	root, texts := svgText(t, b)
+	if root != "svg" || !slices.Contains(texts, "run 2") || !slices.Contains(texts, "routes back") {
+		t.Errorf("%s: root %q, texts %q", path, root, texts)
 	}
 }
