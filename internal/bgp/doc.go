@@ -50,7 +50,9 @@
 // fast-external-failover). A silent peer on a live link is still detected
 // by the hold timer only (no BFD).
 //
-// Stop withdraws everything announced, shuts the sessions down (Cease
+// Stop withdraws everything announced (in a cluster, Options.HandOver,
+// it does not: graceful-restart neighbors keep our routes for the node
+// taking over, which inherits ours), shuts the sessions down (Cease
 // NOTIFICATION), stops GoBGP and deletes every route it installed.
 //
 // Routes and Neighbors return plain data for `havpn routes|neighbors`;

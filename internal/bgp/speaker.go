@@ -92,6 +92,13 @@ type Options struct {
 	// speaker: Restart State and Forwarding State bits set towards
 	// graceful-restart neighbors, which keep our routes meanwhile).
 	Inherited func() []fib.Route
+	// HandOver makes Stop leave our routes with graceful-restart
+	// neighbors: no withdrawal, and the sessions end with a Cease
+	// (Administrative Reset) that a neighbor which negotiated RFC 8538's
+	// N bit treats as a restart, keeping our routes as stale until the
+	// node taking over has its session up. For a node in a cluster;
+	// without it (a node shutting down for good) Stop withdraws.
+	HandOver bool
 }
 
 // Speaker is the embedded BGP speaker. All methods are safe for concurrent
@@ -204,6 +211,11 @@ type session struct {
 	redist  *redistributor
 	started time.Time
 
+	// restarting: this start inherited routes and restarts gracefully;
+	// GoBGP then selects best paths only after every End-of-RIB, so
+	// End-of-RIB cannot trigger the stale sweep (the quiet period does).
+	restarting bool
+
 	eorMu   sync.Mutex // guards eorFrom and swept
 	eorFrom map[netip.Addr]bool
 	swept   bool
@@ -259,7 +271,7 @@ func (s *Speaker) start(ctx context.Context) (_ *session, err error) {
 	}
 	srv := server.NewBgpServer(server.LoggerOption(s.baseLog.With("component", "gobgp"), lvl))
 	rctx, cancel := context.WithCancel(context.Background())
-	ss := &session{srv: srv, cancel: cancel, served: make(chan struct{}), started: time.Now(), eorFrom: make(map[netip.Addr]bool)}
+	ss := &session{srv: srv, cancel: cancel, served: make(chan struct{}), started: time.Now(), eorFrom: make(map[netip.Addr]bool), restarting: restarting}
 	go func() {
 		defer close(ss.served)
 		srv.Serve()
@@ -412,6 +424,7 @@ func (s *Speaker) peer(n config.Neighbor, password string, restarting bool) *api
 		// takes over with the routes it inherited.
 		p.GracefulRestart = &api.GracefulRestart{
 			Enabled: true, RestartTime: grRestartTime, DeferralTime: grDeferral, LocalRestarting: restarting,
+			NotificationEnabled: true, // RFC 8538: a Cease other than Hard Reset is a restart
 		}
 	}
 	return p
@@ -504,7 +517,8 @@ func withdraw(srv *server.BgpServer, ps []netip.Prefix) error {
 	return srv.DeletePath(apiutil.DeletePathRequest{Paths: paths})
 }
 
-// Stop withdraws everything announced, closes the sessions, stops GoBGP
+// Stop withdraws everything announced (with Options.HandOver: leaves it to
+// graceful-restart neighbors, see there), closes the sessions, stops GoBGP
 // and deletes the routes installed in the kernel. Stopping a stopped
 // speaker does nothing. When ctx ends first, Stop returns its error after
 // still removing the kernel routes; GoBGP finishes stopping on its own.
@@ -528,17 +542,10 @@ func (s *Speaker) Stop(ctx context.Context) error {
 // teardown undoes a (possibly partial) start.
 func (s *Speaker) teardown(ctx context.Context, ss *session) error {
 	var errs []error
-	// Withdraw first, so that peers drop our routes at once even when
-	// they would keep them as stale across a session loss (GR helper).
-	if err := ss.srv.DeletePath(apiutil.DeletePathRequest{DeleteAll: true}); err != nil && !strings.Contains(err.Error(), "hasn't started") {
-		errs = append(errs, fmt.Errorf("withdrawing routes: %w", err))
-	} else {
-		// GoBGP sends updates from per-peer goroutines; give them a
-		// moment before the sessions are closed.
-		select {
-		case <-ctx.Done():
-		case <-time.After(100 * time.Millisecond):
-		}
+	if s.o.HandOver {
+		s.handOver(ctx, ss)
+	} else if err := s.withdrawAll(ctx, ss); err != nil {
+		errs = append(errs, err)
 	}
 	stopped := make(chan struct{})
 	go func() {
@@ -560,6 +567,52 @@ func (s *Speaker) teardown(ctx context.Context, ss *session) error {
 		st.reset()
 	}
 	return errors.Join(errs...)
+}
+
+// withdrawAll withdraws everything we announce, so that peers drop our
+// routes at once even when they would keep them as stale across a
+// session loss (graceful restart).
+func (s *Speaker) withdrawAll(ctx context.Context, ss *session) error {
+	if err := ss.srv.DeletePath(apiutil.DeletePathRequest{DeleteAll: true}); err != nil {
+		if strings.Contains(err.Error(), "hasn't started") {
+			return nil
+		}
+		return fmt.Errorf("withdrawing routes: %w", err)
+	}
+	// GoBGP sends updates from per-peer goroutines; give them a moment
+	// before the sessions are closed.
+	select {
+	case <-ctx.Done():
+	case <-time.After(100 * time.Millisecond):
+	}
+	return nil
+}
+
+// handOver ends the established sessions with a Cease (Administrative
+// Reset) and waits, at most a second, until they are down: stopping GoBGP
+// with a session still up would send Peer De-configured, which GoBGP
+// turns into a Hard Reset, and the neighbor would drop our routes.
+func (s *Speaker) handOver(ctx context.Context, ss *session) {
+	for _, n := range s.cfg.Neighbors {
+		if !s.peers[n.Address].up.Load() {
+			continue
+		}
+		err := ss.srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: n.Address.String(), Communication: "handing over to the standby"})
+		if err != nil {
+			s.log.Warn("ending session for the handover", "peer", n.Address, "err", err)
+		}
+	}
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		up := false
+		for _, st := range s.peers {
+			up = up || st.up.Load()
+		}
+		if !up {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // Run starts the speaker, keeps it running until ctx is done, then stops
@@ -614,7 +667,7 @@ func (s *Speaker) onLinkDown(ctx context.Context, ss *session, ps []netip.Prefix
 // onEOR records an End-of-RIB; once every neighbor sent one, stale routes
 // of an earlier run that were not learned again are swept.
 func (s *Speaker) onEOR(ss *session, p *apiutil.Path) {
-	if !p.PeerAddress.IsValid() {
+	if !p.PeerAddress.IsValid() || ss.restarting {
 		return
 	}
 	ss.eorMu.Lock()

@@ -758,3 +758,65 @@ func TestInheritedRoutes(t *testing.T) {
 		t.Errorf("ops:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// TestHandOverKeepsRoutes: a speaker in a cluster that stops for a
+// handover leaves its routes with its graceful-restart neighbor (no
+// withdrawal, a Cease that counts as a restart); the node taking over
+// (here the same speaker started again) gets the session back and the
+// neighbor's copy is fresh again, never removed from its kernel.
+func TestHandOverKeepsRoutes(t *testing.T) {
+	port := freePort(t)
+	ca := baseCfg("127.0.0.1", "127.0.0.2")
+	ca.Neighbors[0].GracefulRestart = true
+	ca.Networks = []netip.Prefix{pfx("192.168.1.0/24")}
+	ca.ListenPort = int32(port)
+	ka := fibtest.New()
+	sa, err := bgp.New(ca, bgp.Options{Log: testLog(t).With("node", "A"), Kernel: ka, HandOver: true,
+		PeerPort: uint16(port), ListenAddresses: []netip.Addr{adr("127.0.0.1")}, LocalAddress: adr("127.0.0.1"),
+		ConnectRetry: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sa.Close() })
+	if err := sa.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cb := baseCfg("127.0.0.2", "127.0.0.1")
+	cb.Neighbors[0].GracefulRestart = true
+	b := newNode(t, port, cb)
+	const want = "192.168.1.0/24 table 254 proto 186 metric 20 via 127.0.0.1"
+	waitTable(t, "B", b.k, want)
+
+	if err := sa.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for stale := false; !stale; {
+		rs, _ := b.s.Routes()
+		stale = len(rs) == 1 && rs[0].Stale
+		if got := b.k.Table(); got != want {
+			t.Fatalf("B's kernel after A's handover:\n%s\nwant:\n%s", got, want)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("B's route never marked stale: %+v", rs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := sa.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		rs, _ := b.s.Routes()
+		if len(rs) == 1 && !rs[0].Stale && rs[0].Installed {
+			break
+		}
+		if got := b.k.Table(); got != want {
+			t.Fatalf("B's kernel while A comes back:\n%s\nwant:\n%s", got, want)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("B's route not fresh again after A's restart: %+v", rs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

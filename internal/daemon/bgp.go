@@ -23,7 +23,10 @@ func (d *Daemon) buildBGP(p *parts) error {
 	if p.cfg.BGP == nil {
 		return nil
 	}
-	s, err := bgp.New(p.cfg.BGP, bgp.Options{Log: d.log, Registerer: d.reg, Inherited: p.inheritedRoutes})
+	s, err := bgp.New(p.cfg.BGP, bgp.Options{
+		Log: d.log, Registerer: d.reg, Inherited: p.inheritedRoutes,
+		HandOver: p.cfg.Cluster != nil, // the peer takes over: neighbors keep our routes
+	})
 	if err != nil {
 		return err
 	}
