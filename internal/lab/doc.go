@@ -35,8 +35,10 @@
 // it; Poweron reverses that. Kill, Freeze, Thaw and Restart act on a
 // gateway's daemon. Probe (or StartProbe ... Stop, to break things while it
 // runs) sends numbered UDP datagrams to the echo responders, or ICMP echo
-// requests, and reports every loss window. Exec, Command/Start and Do run
-// commands or Go code inside a node.
+// requests, and reports every loss window. StartStream runs a long TCP
+// stream between two nodes (survived or not, longest stall; Abort resets
+// it) and WatchAddr polls who holds an address every 10 ms. Exec,
+// Command/Start and Do run commands or Go code inside a node.
 //
 // Up, Down and everything on a Lab need root and say so (ErrNotRoot). A
 // Lab value is for one goroutine at a time, except that probes may run
