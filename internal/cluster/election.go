@@ -155,7 +155,9 @@ type Transition struct {
 //   - A peer is dead only when silent on all links for deadtime; silence on
 //     one link for warntime is a warning (counted, in status). A peer never
 //     heard is unknown until initdead has passed since start; while a peer
-//     is unknown and none is active, the node stays in init.
+//     is unknown and none is active, the node stays in init. It also stays
+//     in init (at most initdead) while none of its ping nodes has answered
+//     yet, or while a peer of higher priority is still in init.
 //   - Exactly one active: a node becomes active when no alive peer is, it
 //     is a candidate (eligible, reaches a ping node when some are
 //     configured, not yielding), and it ranks highest among the candidates.
@@ -703,6 +705,9 @@ func (m *Machine) evalPassive(now time.Time) {
 				return
 			}
 		}
+		if m.settling(now) {
+			return
+		}
 	}
 	if !m.candidate(now) {
 		if m.role == RoleInit {
@@ -720,6 +725,28 @@ func (m *Machine) evalPassive(now time.Time) {
 		}
 	}
 	m.acquire(now, m.acquireReason())
+}
+
+// settling reports whether a node in init should wait (at most initdead
+// since start) before deciding: its ping nodes have not answered yet (the
+// first probes of a node that just started often go unanswered while
+// neighbors resolve), or a peer that outranks it by priority is still in
+// init itself. Without this the lower-priority node, whose first ping
+// answer came first, took the role and kept it (auto_failback off).
+func (m *Machine) settling(now time.Time) bool {
+	if now.Sub(m.start) >= m.p.Timers.Initdead {
+		return false
+	}
+	if m.p.PingNodes > 0 && m.ping == 0 {
+		return true
+	}
+	for _, p := range m.peers {
+		if p.state == peerAlive && p.msg.Role == RoleInit &&
+			(p.msg.Priority > m.p.Self.Priority || p.msg.Priority == m.p.Self.Priority && p.NodeID > m.p.Self.NodeID) {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *Machine) acquire(now time.Time, reason string) {

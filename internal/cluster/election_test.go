@@ -66,6 +66,32 @@ func TestElectionScenarios(t *testing.T) {
 			},
 		},
 		{
+			name: "start with ping nodes: the lower priority, answered first, waits for the higher",
+			run: func(t *testing.T, _ *sim) {
+				a, b := pairParams(func(a, b *Params) { a.PingNodes, b.PingNodes = 1, 1 })
+				s := newSim(t, a, b)
+				s.run(2 * tKeepalive)
+				s.expectRoles("a=init b=init")
+				s.do("b", func(m *Machine, now time.Time) []Output { return m.SetPingReachable(now, 1) })
+				s.run(3 * tKeepalive)
+				s.expectRoles("a=init b=init")
+				s.do("a", func(m *Machine, now time.Time) []Output { return m.SetPingReachable(now, 1) })
+				s.run(2 * tKeepalive)
+				s.expectRoles("a=active b=standby")
+			},
+		},
+		{
+			name: "start with ping nodes that never answer: both standby after initdead",
+			run: func(t *testing.T, _ *sim) {
+				a, b := pairParams(func(a, b *Params) { a.PingNodes, b.PingNodes = 1, 1 })
+				s := newSim(t, a, b)
+				s.run(tInitdead - tKeepalive)
+				s.expectRoles("a=init b=init")
+				s.run(3 * tKeepalive)
+				s.expectRoles("a=standby b=standby")
+			},
+		},
+		{
 			name: "joining an active peer: standby at once, no failback without auto_failback",
 			run: func(t *testing.T, _ *sim) {
 				a, b := pairParams(nil)
