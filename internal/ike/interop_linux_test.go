@@ -743,13 +743,21 @@ func (l *ssLab) checkTunnel(d *Daemon, ins *syncInstaller, dp *hvDataplane) {
 	if err := l.ping(3); err != nil {
 		t.Fatalf("ping through the tunnel: %v\ndataplane: %+v", err, dp.status())
 	}
-	st := dp.status()
 	// Three echo requests and three replies each way went through the
 	// dataplane (other traffic, like IPv6 router solicitations, may add).
-	if rx, tx := st.RxPackets-before.RxPackets, st.TxPackets-before.TxPackets; rx < 6 || tx < 6 {
+	// The dataplane's counters are summed from its workers, so the last
+	// packets may show a moment after the ping has its reply.
+	var rx, tx uint64
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		st := dp.status()
+		if rx, tx = st.RxPackets-before.RxPackets, st.TxPackets-before.TxPackets; rx >= 6 && tx >= 6 {
+			break
+		}
+	}
+	if rx < 6 || tx < 6 {
 		t.Fatalf("dataplane moved %d packets in, %d out, want >= 6 each", rx, tx)
 	}
-	checkDrops(t, st)
+	checkDrops(t, dp.status())
 	sas, err := d.SAs(context.Background())
 	if err != nil || len(sas) != 1 || len(sas[0].Children) != 1 {
 		t.Fatalf("havpn SAs %+v %v", sas, err)
