@@ -212,15 +212,23 @@ func TestDaemonInNamespace(t *testing.T) {
 	if out, _, code := runCLI(t, "--socket", sock, "status"); code != 0 || !strings.Contains(out, "lanvip") {
 		t.Errorf("status table: exit %d:\n%s", code, out)
 	}
-	// Standalone: the resource group starts at once, so the VIP is there.
-	if !hasAddr(t, ns, "v0", "192.0.2.1") {
-		t.Error("standalone daemon did not add its VIP 192.0.2.1 to v0")
+	// Standalone: the resource group starts at once, so the VIP is there
+	// (status answers a moment before the group has started).
+	for deadline := time.Now().Add(2 * time.Second); !hasAddr(t, ns, "v0", "192.0.2.1"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("standalone daemon did not add its VIP 192.0.2.1 to v0 within 2s")
+		}
 	}
 
 	// bgp.always_on: the speaker runs without a cluster or resource.
-	if out, _, code := runCLI(t, "--socket", sock, "routes", "-o", "json"); code != 0 ||
-		!strings.Contains(out, `"running": true`) || !strings.Contains(out, `"prefix": "10.99.0.0/16"`) {
-		t.Errorf("havpn routes with bgp.always_on: exit %d:\n%s", code, out)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		out, _, code := runCLI(t, "--socket", sock, "routes", "-o", "json")
+		if code == 0 && strings.Contains(out, `"running": true`) && strings.Contains(out, `"prefix": "10.99.0.0/16"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("havpn routes with bgp.always_on: exit %d:\n%s", code, out)
+		}
 	}
 
 	reloads := func() float64 {

@@ -178,7 +178,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	close(d.ready)
 	d.notifyf("READY=1\nSTATUS=running\nMAINPID=%d", os.Getpid())
-	d.startAlwaysOn(ctx, p)
 	if cfg.Cluster == nil {
 		if err := d.becomeActive(ctx, "standalone: no cluster configured"); err != nil {
 			d.log.Error("starting the resource group", "err", err)
@@ -187,6 +186,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.setRole("init", "waiting for the cluster to decide")
 		d.runCluster(serveCtx, p)
 	}
+	d.startAlwaysOn(ctx, p) // after the VIPs: a slow BGP start must not delay them
 
 	var runErr error
 	select {
