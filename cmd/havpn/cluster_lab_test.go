@@ -21,6 +21,7 @@ import (
 	"github.com/havpn/havpn/internal/config"
 	"github.com/havpn/havpn/internal/lab"
 	"github.com/havpn/havpn/internal/lab/labtest"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -288,13 +289,14 @@ func (c *clusterLab) stable(t *testing.T, d time.Duration, active string) {
 }
 
 // TestClusterLab runs issue 5's drills on one lab with the default timers:
-// daemon kill and restart, WAN cable pull, heartbeats cut on hb0 and lan0,
-// and forged heartbeats.
+// daemon kill and restart, WAN cable pull, freeze/thaw, heartbeats cut on
+// hb0 and lan0, and forged heartbeats.
 func TestClusterLab(t *testing.T) {
 	c := upClusterLab(t, lab.DaemonOptions{})
 	t.Logf("timers: keepalive %v, deadtime %v", c.keepalive, c.deadtime)
 	t.Run("KillRestart", c.testKillRestart)
 	t.Run("UnplugWAN", c.testUnplugWAN)
+	t.Run("FreezeThaw", c.testFreezeThaw)
 	t.Run("HeartbeatsCutKeepWAN", c.testHeartbeatsCut)
 	t.Run("ForgedHeartbeats", c.testForgedHeartbeats)
 }
@@ -360,6 +362,132 @@ func (c *clusterLab) testUnplugWAN(t *testing.T) {
 	if a := c.settled(t, "s1"); a != other {
 		t.Errorf("after plug: %s active, want %s to keep it", a, other)
 	}
+}
+
+// testFreezeThaw: the active daemon is frozen (SIGSTOP) until the peer
+// has taken the LAN VIP, then thawed while its own copy of the VIP has not
+// expired yet. From the thaw on, address dumps of both namespaces every
+// 10 ms never show both holding the LAN VIP later than one keepalive
+// after the thaw; the thawed node releases without a gratuitous ARP (the
+// LAN host keeps the peer's MAC for the VIP) and stays standby.
+func (c *clusterLab) testFreezeThaw(t *testing.T) {
+	for range 3 {
+		if c.freezeThawOnce(t) {
+			return
+		}
+	}
+	t.Fatalf("in 3 attempts the frozen node's VIP always expired before the peer took over: the drill could not be set up")
+}
+
+// freezeThawOnce runs one freeze/thaw; it returns false when the frozen
+// node's LAN VIP had already expired at the thaw (the peer was too slow to
+// take over on this loaded machine), so the drill proves nothing and is to
+// be repeated.
+func (c *clusterLab) freezeThawOnce(t *testing.T) bool {
+	t.Helper()
+	victim := c.settled(t, "s1")
+	other := siteMate(victim)
+	p := c.probeLAN(t, -1)
+	defer p.Stop()
+	w := c.watchLAN(t)
+	time.Sleep(200 * time.Millisecond)
+	logBefore := c.logText(t, victim)
+	frozen := time.Now()
+	if err := c.l.Freeze(victim); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.l.Thaw(victim) })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	took, err := w.Wait(ctx, frozen, func(h []string) bool { return slices.Contains(h, other) })
+	if err != nil {
+		t.Fatalf("%s frozen: %s never took the LAN VIP: %v", victim, other, err)
+	}
+	// Thaw a little later, while the frozen node's VIP (1 s lifetime, last
+	// refreshed before the freeze) is still there.
+	time.Sleep(2 * c.keepalive)
+	thawed := time.Now()
+	if err := c.l.Thaw(victim); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	tl, err := w.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := p.Stop()
+	if !tl.HeldBy(victim, thawed) {
+		t.Logf("%s's LAN VIP expired before the thaw (%s took it %v after the freeze); repeating", victim, other, took.Sub(frozen))
+		c.settled(t, "s1")
+		return false
+	}
+	t.Logf("freeze %s: %s took the LAN VIP after %v; thawed %v after the freeze; LAN probe %+v",
+		victim, other, took.Sub(frozen), thawed.Sub(frozen), r.Windows)
+	limit := thawed.Add(c.keepalive)
+	for _, o := range tl.Overlaps() {
+		if o.Last.After(thawed) {
+			t.Logf("both held the LAN VIP in dumps until %v after the thaw (next dump %v)", o.Last.Sub(thawed), o.End.Sub(thawed))
+		}
+		if o.Last.After(limit) {
+			t.Logf("%s's log from the freeze on (thawed at %s):\n%s", victim, thawed.UTC().Format("15:04:05.000"),
+				strings.TrimPrefix(c.logText(t, victim), logBefore))
+			t.Errorf("both gateways held the LAN VIP %v after the thaw (dumps from %v to %v after it), want at most one keepalive (%v)",
+				o.Last.Sub(thawed), o.First.Sub(thawed), o.Last.Sub(thawed), c.keepalive)
+		}
+	}
+	if tl.HeldBy(victim, time.Now()) || !tl.HeldBy(other, time.Now()) {
+		t.Errorf("1.5 s after the thaw: LAN VIP on %s %v, on %s %v; want only on %s",
+			victim, tl.HeldBy(victim, time.Now()), other, tl.HeldBy(other, time.Now()), other)
+	}
+	// A gratuitous ARP from the thawed node would have moved s1host's entry
+	// for the VIP to its MAC.
+	if got, want := c.neighMAC(t, "s1host", c.lanVIP), c.linkMAC(t, other, "lan0"); got != want {
+		t.Errorf("after the thaw s1host reaches the LAN VIP at %s, want %s's lan0 %s (did %s announce it?)", got, other, want, victim)
+	}
+	if a := c.settled(t, "s1"); a != other {
+		t.Errorf("after the thaw %s is active, want %s", a, other)
+	}
+	return true
+}
+
+// neighMAC returns the link-layer address of a node's neighbour entry.
+func (c *clusterLab) neighMAC(t *testing.T, node string, a netip.Addr) string {
+	t.Helper()
+	var mac string
+	err := c.l.Do(node, func() error {
+		ns, err := netlink.NeighList(0, netlink.FAMILY_V4)
+		if err != nil {
+			return err
+		}
+		for _, n := range ns {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == a {
+				mac = n.HardwareAddr.String()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mac
+}
+
+// linkMAC returns the MAC address of a node's interface.
+func (c *clusterLab) linkMAC(t *testing.T, node, iface string) string {
+	t.Helper()
+	var mac string
+	err := c.l.Do(node, func() error {
+		link, err := netlink.LinkByName(iface)
+		if err != nil {
+			return err
+		}
+		mac = link.Attrs().HardwareAddr.String()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mac
 }
 
 // clusterPort is the heartbeat UDP port in a gateway's config.
@@ -664,5 +792,82 @@ func (c *clusterLab) sendUDP(t *testing.T, node string, from netip.Addr, dst net
 			t.Fatalf("sending from %s to %s: %v", node, dst, err)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestClusterAutoFailbackLab: with auto_failback on, s1gw1 (priority 200)
+// is site 1's active with both VIPs; powered off, s1gw2 takes both VIPs
+// with a LAN VIP outage under deadtime + 100 ms; powered on again, s1gw1
+// takes the site back cleanly: address dumps every 10 ms never show the
+// LAN VIP on both gateways, and the LAN VIP outage of the handover is
+// under deadtime + 100 ms too.
+func TestClusterAutoFailbackLab(t *testing.T) {
+	c := upClusterLab(t, lab.DaemonOptions{AutoFailback: true})
+	const gw1, gw2 = "s1gw1", "s1gw2"
+	if a := c.settled(t, "s1"); a != gw1 {
+		t.Fatalf("with auto_failback on, %s is active, want %s (higher priority)", a, gw1)
+	}
+	if !c.holdsVIPs(t, gw1, true) || !c.holdsVIPs(t, gw2, false) {
+		t.Fatalf("%s active but the VIPs are not (only) on it", gw1)
+	}
+
+	p := c.probeLAN(t, 3*time.Second)
+	time.Sleep(500 * time.Millisecond)
+	off := time.Now()
+	if err := c.l.Poweroff(gw1); err != nil {
+		t.Fatal(err)
+	}
+	took := c.waitVIPs(t, gw2, true, off, 5*time.Second)
+	t.Logf("power-off of %s: %s has both VIPs after %v", gw1, gw2, took)
+	c.checkOutage(t, "power-off "+gw1, p.Wait())
+	c.onlyActive(t, gw2)
+	// The dead machine's copies expire (1 s lifetime) before it comes back.
+	c.waitVIPs(t, gw1, false, off, 3*time.Second)
+
+	w := c.watchLAN(t)
+	p = c.probeLAN(t, -1)
+	logs := map[string]string{gw1: c.logText(t, gw1), gw2: c.logText(t, gw2)}
+	trans2 := c.status(t, gw2).Cluster.Transitions
+	on := time.Now()
+	if err := c.l.Poweron(context.Background(), gw1); err != nil {
+		t.Fatal(err)
+	}
+	back := c.waitVIPs(t, gw1, true, on, 15*time.Second)
+	time.Sleep(time.Second)
+	r := p.Stop()
+	tl, err := w.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("power-on of %s: it has both VIPs again after %v", gw1, back)
+	// A planned handover may overlap while the old active stops its
+	// resources, but for no longer than one keepalive, and only once.
+	ov := tl.Overlaps()
+	bad := len(ov) > 1
+	for _, o := range ov {
+		t.Logf("failback: both gateways held the LAN VIP in dumps from %v to %v after the power-on (next dump %v)",
+			o.First.Sub(on), o.Last.Sub(on), o.End.Sub(on))
+		bad = bad || o.End.IsZero() || o.Last.Sub(o.First) > c.keepalive
+	}
+	if bad {
+		t.Errorf("failback: LAN VIP on both gateways %d times (%+v), want at most once for at most one keepalive (%v)", len(ov), ov, c.keepalive)
+	}
+	s1, s2 := c.status(t, gw1).Cluster, c.status(t, gw2).Cluster
+	if s2.Transitions-trans2 != 1 || s1.Transitions > 2 {
+		t.Errorf("failback: %d role transitions of %s (want 1: to standby), %d of the restarted %s (want at most 2: standby, active)",
+			s2.Transitions-trans2, gw2, s1.Transitions, gw1)
+		bad = true
+	}
+	if bad {
+		for _, n := range []string{gw1, gw2} {
+			t.Logf("%s's log from the power-on (%s) on:\n%s", n, on.UTC().Format("15:04:05.000"), strings.TrimPrefix(c.logText(t, n), logs[n]))
+		}
+	}
+	if gaps := tl.Gaps(); len(gaps) > 1 {
+		t.Errorf("failback: LAN VIP held by none %d times: %+v", len(gaps), gaps)
+	}
+	c.checkOutage(t, "failback to "+gw1, r)
+	if a := c.settled(t, "s1"); a != gw1 || !c.holdsVIPs(t, gw2, false) {
+		t.Errorf("after failback: %s active (want %s), %s has a VIP: %v", a, gw1, gw2, !c.holdsVIPs(t, gw2, false))
 	}
 }
