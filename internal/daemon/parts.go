@@ -110,9 +110,20 @@ func (d *Daemon) becomeActive(ctx context.Context, reason string) error {
 	return nil
 }
 
-// release stops the resource group in reverse order.
+// release stops the resource group in reverse order, after deleting the
+// VIPs at once: the peer may hold them already (a thawed or handing-over
+// node), and the other steps (BGP's handover, IKE, the tunnel) can take a
+// second, which would make a dual owner of the addresses meanwhile.
 func (d *Daemon) release(ctx context.Context, reason string) error {
-	err := d.parts.group.Stop(ctx)
+	g := d.parts.group
+	for _, st := range g.Snapshot() {
+		if r, ok := g.Resource(st.Name).(*resources.VIP); ok {
+			if err := r.VIP().Release(ctx); err != nil {
+				d.log.Warn("deleting the VIP ahead of the release", "resource", st.Name, "err", err)
+			}
+		}
+	}
+	err := g.Stop(ctx)
 	d.setRole("standby", reason)
 	return err
 }
