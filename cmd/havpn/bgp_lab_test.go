@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/havpn/havpn/internal/lab"
-	"github.com/havpn/havpn/internal/lab/labtest"
 	"github.com/havpn/havpn/internal/netnsutil"
 	"github.com/vishvananda/netlink"
 )
@@ -31,18 +30,8 @@ var (
 // route throughout (graceful restart), the new session comes up and
 // traffic flows again well within the outage limit.
 func TestBGPInLab(t *testing.T) {
-	labtest.RequireRoot(t)
-	prefix := labtest.Prefix(t)
-	t.Cleanup(func() { lab.Down(prefix) })
-	dumpLogsOnFailure(t, prefix)
+	l, _ := upLab(t, lab.DaemonOptions{})
 	ctx := context.Background()
-	if _, err := lab.Up(ctx, lab.Options{Prefix: prefix, Daemons: true, Bin: havpnBin(t)}); err != nil {
-		t.Fatal(err)
-	}
-	l, err := lab.Open(prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
 	a1, a2 := activeOf(t, l, "s1"), activeOf(t, l, "s2")
 	waitBGPRoute(t, l, a1, site2LAN, "172.16.0.2")
 	waitBGPRoute(t, l, a2, site1LAN, "172.16.0.1")

@@ -45,17 +45,7 @@ type clusterLab struct {
 // each site has one active gateway.
 func upClusterLab(t *testing.T, o lab.DaemonOptions) *clusterLab {
 	t.Helper()
-	labtest.RequireRoot(t)
-	prefix := labtest.Prefix(t)
-	t.Cleanup(func() { lab.Down(prefix) })
-	dumpLogsOnFailure(t, prefix)
-	if _, err := lab.Up(context.Background(), lab.Options{Prefix: prefix, Daemons: true, Bin: havpnBin(t), Daemon: o}); err != nil {
-		t.Fatal(err)
-	}
-	l, err := lab.Open(prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, prefix := upLab(t, o)
 	site := lab.SiteInfo(1)
 	c := &clusterLab{l: l, prefix: prefix, lanVIP: site.LANVIP.Addr(), wanVIP: site.WANVIP.Addr()}
 	c.settled(t, "s2")

@@ -35,6 +35,25 @@ func dumpLogsOnFailure(t *testing.T, prefix string) {
 	})
 }
 
+// upLab brings up a lab of the test's own (daemons configured by o; torn
+// down, with the daemons' logs dumped on failure, when the test ends) and
+// opens it.
+func upLab(t *testing.T, o lab.DaemonOptions) (*lab.Lab, string) {
+	t.Helper()
+	labtest.RequireRoot(t)
+	prefix := labtest.Prefix(t)
+	t.Cleanup(func() { lab.Down(prefix) })
+	dumpLogsOnFailure(t, prefix)
+	if _, err := lab.Up(context.Background(), lab.Options{Prefix: prefix, Daemons: true, Bin: havpnBin(t), Daemon: o}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := lab.Open(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, prefix
+}
+
 // activeOf returns the site's active gateway, waiting up to 10 s until
 // exactly one of the two reports active.
 func activeOf(t *testing.T, l *lab.Lab, site string) string {
@@ -52,18 +71,8 @@ func activeOf(t *testing.T, l *lab.Lab, site string) string {
 // and the tunnel within outageLimitMS, and the old one rejoins as standby
 // when powered on.
 func TestFailoverInLab(t *testing.T) {
-	labtest.RequireRoot(t)
-	prefix := labtest.Prefix(t)
-	t.Cleanup(func() { lab.Down(prefix) })
-	dumpLogsOnFailure(t, prefix)
+	l, _ := upLab(t, lab.DaemonOptions{})
 	ctx := context.Background()
-	if _, err := lab.Up(ctx, lab.Options{Prefix: prefix, Daemons: true, Bin: havpnBin(t)}); err != nil {
-		t.Fatal(err)
-	}
-	l, err := lab.Open(prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
 	activeOf(t, l, "s1")
 	activeOf(t, l, "s2")
 
@@ -169,13 +178,7 @@ func waitReach(t *testing.T, l *lab.Lab, o lab.ProbeOptions) {
 // takeover phase measured in order, the TCP stream surviving, a summary,
 // and the plot written.
 func TestLabFailoverCommand(t *testing.T) {
-	labtest.RequireRoot(t)
-	prefix := labtest.Prefix(t)
-	t.Cleanup(func() { lab.Down(prefix) })
-	dumpLogsOnFailure(t, prefix)
-	if _, err := lab.Up(context.Background(), lab.Options{Prefix: prefix, Daemons: true, Bin: havpnBin(t)}); err != nil {
-		t.Fatal(err)
-	}
+	_, prefix := upLab(t, lab.DaemonOptions{})
 	svg := filepath.Join(t.TempDir(), "drill.svg")
 	out, errOut, code := runCLI(t, "lab", "--prefix", prefix, "failover", "--poweroff", "s1", "--runs", "2", "--plot", svg, "-o", "json")
 	if code != 0 {
