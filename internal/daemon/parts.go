@@ -115,17 +115,25 @@ func (d *Daemon) becomeActive(ctx context.Context, reason string) error {
 // node), and the other steps (BGP's handover, IKE, the tunnel) can take a
 // second, which would make a dual owner of the addresses meanwhile.
 func (d *Daemon) release(ctx context.Context, reason string) error {
-	g := d.parts.group
-	for _, st := range g.Snapshot() {
-		if r, ok := g.Resource(st.Name).(*resources.VIP); ok {
-			if err := r.VIP().Release(ctx); err != nil {
-				d.log.Warn("deleting the VIP ahead of the release", "resource", st.Name, "err", err)
-			}
+	for name, v := range groupVIPs(d.parts.group) {
+		if err := v.Release(ctx); err != nil {
+			d.log.Warn("deleting the VIP ahead of the release", "resource", name, "err", err)
 		}
 	}
-	err := g.Stop(ctx)
+	err := d.parts.group.Stop(ctx)
 	d.setRole("standby", reason)
 	return err
+}
+
+// groupVIPs lists the group's VIPs by resource name.
+func groupVIPs(g *resources.Group) map[string]*vip.VIP {
+	out := map[string]*vip.VIP{}
+	for _, st := range g.Snapshot() {
+		if r, ok := g.Resource(st.Name).(*resources.VIP); ok {
+			out[st.Name] = r.VIP()
+		}
+	}
+	return out
 }
 
 func (d *Daemon) setRole(role, reason string) {

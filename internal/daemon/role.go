@@ -100,11 +100,9 @@ func (d *Daemon) followRole(ctx context.Context, p *parts) error {
 }
 
 func (d *Daemon) reannounce(ctx context.Context, g *resources.Group) {
-	for _, st := range g.Snapshot() {
-		if r, ok := g.Resource(st.Name).(*resources.VIP); ok {
-			if err := r.VIP().Reannounce(ctx); err != nil {
-				d.log.Warn("announcing the VIP again", "resource", st.Name, "err", err)
-			}
+	for name, v := range groupVIPs(g) {
+		if err := v.Reannounce(ctx); err != nil {
+			d.log.Warn("announcing the VIP again", "resource", name, "err", err)
 		}
 	}
 }

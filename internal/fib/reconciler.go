@@ -238,14 +238,8 @@ func (r *Reconciler) Adopt() error {
 		if old.have != 0 || len(kr.NextHops) == 0 {
 			continue
 		}
-		hops := make([]NextHop, len(kr.NextHops))
-		for i, h := range kr.NextHops {
-			// We install with Link 0 and the kernel reports the link it
-			// resolved; compare gateways only.
-			hops[i] = NextHop{Gateway: h.Gateway}
-		}
 		e := old
-		e.have = r.intern(SortNextHops(hops))
+		e.have = r.intern(SortNextHops(gateways(kr.NextHops)))
 		e.flags |= flagStale
 		r.put(p, old, e)
 		_, conn := r.connected[p]
@@ -254,6 +248,16 @@ func (r *Reconciler) Adopt() error {
 		}
 	}
 	return r.applySorted()
+}
+
+// gateways copies hops with their gateways only: we install with Link 0
+// and the kernel reports the link it resolved.
+func gateways(hops []NextHop) []NextHop {
+	out := make([]NextHop, len(hops))
+	for i, h := range hops {
+		out[i] = NextHop{Gateway: h.Gateway}
+	}
+	return out
 }
 
 // Inherit puts routes handed over by another node (the old active's
@@ -276,10 +280,7 @@ func (r *Reconciler) Inherit(rs []Route) (int, error) {
 		if _, c := conn[p]; c || len(in.NextHops) == 0 || r.routes[p].have != 0 {
 			continue
 		}
-		hops := make([]NextHop, len(in.NextHops))
-		for i, h := range in.NextHops {
-			hops[i] = NextHop{Gateway: h.Gateway}
-		}
+		hops := gateways(in.NextHops)
 		if !r.multi {
 			hops = hops[:1]
 		}

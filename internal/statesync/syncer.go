@@ -129,9 +129,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 		case <-t.C:
 			s.tick()
 		case <-s.kick:
-			if s.sending.Load() {
-				s.send()
-			}
+			s.SendNow()
 		}
 	}
 }
@@ -144,10 +142,7 @@ func (s *Syncer) tick() {
 		s.send()
 		return
 	}
-	b, err := Marshal(Message{Node: s.o.Node, Epoch: s.epoch, Seq: s.msgSeq.Add(1)}, s.o.Key)
-	if err == nil {
-		s.conn.WriteToUDPAddrPort(b, s.o.Peer)
-	}
+	s.write(Message{})
 }
 
 // SendNow sends an update at once (after SAs change).
@@ -169,7 +164,14 @@ func (s *Syncer) send() {
 			routes = routes[:MaxRoutes]
 		}
 	}
-	b, err := Marshal(Message{Node: s.o.Node, Epoch: s.epoch, Seq: s.msgSeq.Add(1), Entries: entries, Routes: routes}, s.o.Key)
+	s.write(Message{Entries: entries, Routes: routes})
+}
+
+// write stamps m with this node's id, epoch and next sequence number and
+// sends it to the peer.
+func (s *Syncer) write(m Message) {
+	m.Node, m.Epoch, m.Seq = s.o.Node, s.epoch, s.msgSeq.Add(1)
+	b, err := Marshal(m, s.o.Key)
 	if err != nil {
 		s.o.Log.Warn("state sync message", "err", err)
 		return
